@@ -1,0 +1,222 @@
+"""Feedback Loop: create_app() wires everything; main() is the `feedbackbot` CLI."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_sdk import WebClient
+from slack_sdk.signature import SignatureVerifier
+
+import handlers
+from bot.deps import Deps
+from bot.settings import Settings
+from bot.slack import SlackGateway
+from bot.worker import Worker
+from storage import migrate
+from storage.db import make_engine, make_sessionmaker
+
+log = logging.getLogger("feedbackbot")
+StartResponse = Callable[..., Any]
+
+
+class TrackingExecutor(ThreadPoolExecutor):
+    """Bolt's listener pool, counting work in flight so tests and the console can wait for quiet."""
+
+    def __init__(self, max_workers: int = 8):
+        super().__init__(max_workers=max_workers, thread_name_prefix="listener")
+        self._pending = 0
+        self._cond = threading.Condition()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        """Counts the task until it finishes."""
+        with self._cond:
+            self._pending += 1
+        future = super().submit(fn, *args, **kwargs)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future: Future[Any]) -> None:
+        with self._cond:
+            self._pending -= 1
+            self._cond.notify_all()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """True when no listener is running."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._pending == 0, timeout=timeout)
+
+
+@dataclass
+class Bot:
+    """The running pieces, returned by create_app for `run`, the console and tests."""
+
+    app: App
+    deps: Deps
+    executor: TrackingExecutor
+
+    def wsgi(self) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+        """The HTTP surface: POST /slack/events, GET /healthz."""
+        return make_wsgi(self)
+
+
+def create_app(settings: Settings, *, migrate_db: bool = True, socket_mode: bool = False) -> Bot:
+    """Builds engine, Slack client, worker and the Bolt app; no module-level state."""
+    engine = make_engine(settings.database_url)
+    if migrate_db:
+        migrate.upgrade(engine)
+    elif migrate.current(engine) != migrate.head():
+        raise SystemExit(
+            f"The database is at revision {migrate.current(engine)} but the code needs {migrate.head()}. "
+            "Run `feedbackbot db upgrade` (or start without --no-migrate)."
+        )
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    client = WebClient(token=token, base_url=settings.slack_api_url)
+    gateway = SlackGateway(client)
+    sessions = make_sessionmaker(engine)
+    worker = Worker(sessions=sessions, gateway=gateway, settings=settings)
+    deps = Deps(settings=settings, sessions=sessions, gateway=gateway, worker=worker)
+    executor = TrackingExecutor()
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
+    app = App(
+        client=client,
+        signing_secret=secret or ("socket-mode" if socket_mode else None),
+        process_before_response=False,
+        listener_executor=executor,
+        token_verification_enabled=False,
+        request_verification_enabled=not socket_mode,
+        ignoring_self_events_enabled=True,
+    )
+    handlers.register(app, deps)
+    return Bot(app=app, deps=deps, executor=executor)
+
+
+def _respond(start: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def _parseable(body: bytes, content_type: str) -> bool:
+    """Bolt would raise on a body it cannot parse; we answer 400 instead of a 500."""
+    try:
+        text = body.decode("utf-8")
+        if "json" in content_type:
+            return isinstance(json.loads(text), dict)
+        form = parse_qs(text, strict_parsing=bool(text))
+        if "payload" in form:
+            return isinstance(json.loads(form["payload"][0]), dict)
+        return bool(form)
+    except (UnicodeDecodeError, ValueError):
+        return False
+
+
+def make_wsgi(bot: Bot) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    """A tiny router in front of Bolt's WSGI adapter: signature first, then parse, then Bolt."""
+    bolt = SlackRequestHandler(bot.app)
+    secret = bot.deps.settings.slack_signing_secret
+    verifier = SignatureVerifier(secret.get_secret_value()) if secret else None
+
+    def wsgi(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+        if path == "/healthz" and method == "GET":
+            return _respond(start, "200 OK", {"ok": True})
+        if path != "/slack/events" or method != "POST":
+            return _respond(start, "404 Not Found", {"ok": False, "error": "not_found"})
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {
+            "x-slack-request-timestamp": environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", ""),
+            "x-slack-signature": environ.get("HTTP_X_SLACK_SIGNATURE", ""),
+        }
+        if verifier is None or not verifier.is_valid_request(body, headers):
+            return _respond(start, "401 Unauthorized", {"ok": False, "error": "invalid_signature"})
+        if not _parseable(body, environ.get("CONTENT_TYPE", "")):
+            log.warning("rejected an unparseable signed request (%d bytes)", len(body))
+            return _respond(start, "400 Bad Request", {"ok": False, "error": "unparseable_body"})
+        environ["wsgi.input"] = io.BytesIO(body)
+        return bolt(environ, start)
+
+    return wsgi
+
+
+def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    socket_mode = settings.slack_app_token is not None
+    missing = settings.missing_slack_settings(socket_mode=socket_mode)
+    if missing:
+        print(
+            f"feedbackbot run: missing settings: {', '.join(missing)}.\n"
+            "Set them (see README), or try the bot locally with `feedbackbot console`.",
+            file=sys.stderr,
+        )
+        return 2
+    bot = create_app(settings, migrate_db=not args.no_migrate, socket_mode=socket_mode)
+    bot.deps.worker.start()
+    if socket_mode:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        assert settings.slack_app_token is not None
+        log.info("starting in Socket Mode")
+        SocketModeHandler(bot.app, settings.slack_app_token.get_secret_value()).start()
+        return 0
+    from waitress import serve
+
+    log.info("starting HTTP mode on %s:%d", args.host, args.port)
+    serve(bot.wsgi(), host=args.host, port=args.port, threads=8)
+    return 0
+
+
+def _cmd_db(settings: Settings, args: argparse.Namespace) -> int:
+    engine = make_engine(settings.database_url)
+    if args.action == "upgrade":
+        migrate.upgrade(engine)
+    print(f"database at {migrate.current(engine)} (code head {migrate.head()})")
+    return 0
+
+
+def _cmd_console(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.console import run_console
+
+    return run_console(settings, create_app, script=args.script, database_url=args.database_url)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI surface documented in README."""
+    parser = argparse.ArgumentParser(prog="feedbackbot", description="Feedback Loop Slack bot")
+    parser.add_argument("--log-level", default="INFO")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="Socket Mode if SLACK_APP_TOKEN is set, else HTTP on --port")
+    run.add_argument("--port", type=int, default=3000)
+    run.add_argument("--host", default="0.0.0.0")
+    run.add_argument("--no-migrate", action="store_true", help="refuse to start if the database is behind")
+    run.set_defaults(fn=_cmd_run)
+    db = sub.add_parser("db", help="database migrations")
+    db.add_argument("action", choices=["upgrade", "current"])
+    db.set_defaults(fn=_cmd_db)
+    console = sub.add_parser("console", help="try the bot locally against an in-process Slack")
+    console.add_argument("--script", help="run commands from a file instead of the prompt")
+    console.add_argument("--database-url", help="defaults to a fresh SQLite file in a temp folder")
+    console.set_defaults(fn=_cmd_console)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `feedbackbot` command."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return int(args.fn(Settings(), args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""Capture: turn a Slack message, reaction, shortcut or command into exactly one Feedback row."""
+
+from __future__ import annotations
+
+import logging
+import unicodedata
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot.domain import CaptureMethod, CaptureRequest, UserFacingError
+from bot.settings import Settings
+from bot.slack import SlackGateway
+from storage import queries
+from storage.db import utcnow
+from storage.models import Feedback
+
+log = logging.getLogger(__name__)
+
+IGNORED_SUBTYPES = {
+    "bot_message",
+    "channel_join",
+    "channel_leave",
+    "channel_topic",
+    "channel_purpose",
+    "channel_name",
+    "channel_archive",
+    "channel_unarchive",
+    "group_join",
+    "group_leave",
+    "pinned_item",
+    "unpinned_item",
+    "ekm_access_denied",
+    "reminder_add",
+    "huddle_thread",
+    "channel_convert_to_private",
+}
+ALLOWED_SUBTYPES = {None, "thread_broadcast", "file_share"}
+
+
+@dataclass(frozen=True)
+class CaptureResult:
+    """The row and whether this call created it (False: a redelivery or a second path)."""
+
+    feedback: Feedback
+    created: bool
+
+
+def clean_text(raw: object, limit: int) -> tuple[str, bool]:
+    """Verbatim text made safe to store: str, no NULs or stray control chars, capped at `limit`."""
+    if raw is None:
+        return "", False
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", errors="replace")
+    text = "".join(ch for ch in str(raw) if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
+    if len(text) > limit:
+        return text[:limit], True
+    return text, False
+
+
+def message_request(event: dict[str, Any], *, installing_team: str, bot_user_id: str) -> CaptureRequest | None:
+    """Auto-capture decision for one message event: only external customers' own words qualify."""
+    if event.get("subtype") not in ALLOWED_SUBTYPES or event.get("bot_id") or event.get("hidden"):
+        return None
+    user = event.get("user")
+    channel = event.get("channel")
+    ts = event.get("ts")
+    if not (isinstance(user, str) and isinstance(channel, str) and isinstance(ts, str)) or user == bot_user_id:
+        return None
+    author_team = event.get("user_team") or event.get("team")
+    if not author_team or author_team == installing_team:
+        return None  # internal staff: captured only when a staff member tags the message
+    profile = event.get("user_profile") or {}
+    return CaptureRequest(
+        method=CaptureMethod.AUTO,
+        text=event.get("text") or "",
+        team_id=installing_team,
+        channel_id=channel,
+        message_ts=ts,
+        thread_ts=event.get("thread_ts"),
+        author_user_id=user,
+        author_team_id=author_team,
+        author_name=profile.get("real_name") or profile.get("display_name") or profile.get("name"),
+        is_external=True,
+    )
+
+
+def channel_is_watched(
+    *, session: Session, gateway: SlackGateway, settings: Settings, channel_id: str, shared_hint: bool | None
+) -> bool:
+    """Configured channels always; otherwise shared channels, cached from the envelope or conversations.info."""
+    if channel_id in settings.feedback_watch_channels:
+        return True
+    cached = queries.get_channel(session=session, channel_id=channel_id)
+    fresh = cached and cached.checked_at > utcnow() - timedelta(seconds=settings.channel_cache_seconds)
+    if cached and fresh:
+        return cached.is_ext_shared
+    if shared_hint is not None:
+        return queries.upsert_channel(
+            session=session,
+            channel_id=channel_id,
+            name=cached.name if cached else None,
+            is_ext_shared=shared_hint,
+        ).is_ext_shared
+    return refresh_channel(session=session, gateway=gateway, channel_id=channel_id)
+
+
+def refresh_channel(*, session: Session, gateway: SlackGateway, channel_id: str) -> bool:
+    """Re-reads conversations.info (on join, share, unshare, or a stale cache)."""
+    info = gateway.channel_info(channel_id)
+    shared = bool(info.get("is_ext_shared") or info.get("is_shared"))
+    queries.upsert_channel(session=session, channel_id=channel_id, name=info.get("name"), is_ext_shared=shared)
+    return shared
+
+
+def capture(*, session: Session, settings: Settings, req: CaptureRequest) -> CaptureResult:
+    """One transaction: the row (unique key), its audit line and its outbox rows; never a side effect."""
+    text, truncated = clean_text(req.text, settings.feedback_max_text)
+    hydrate = req.text is None
+    if not text and not hydrate:
+        raise UserFacingError("The feedback text is empty: there is nothing to capture.")
+    key = req.key()
+    existing = queries.feedback_by_key(session=session, dedupe_key=key)
+    if existing is not None:
+        return CaptureResult(_merge(session, existing, req), created=False)
+    fb = Feedback(
+        dedupe_key=key,
+        team_id=req.team_id,
+        channel_id=req.channel_id,
+        message_ts=req.message_ts,
+        thread_ts=req.thread_ts,
+        permalink=req.permalink,
+        author_user_id=req.author_user_id,
+        author_team_id=req.author_team_id,
+        author_name=req.author_name,
+        customer=req.customer,
+        is_external=req.is_external,
+        source=req.source,
+        capture_method=req.method.value,
+        text=text,
+        text_truncated=truncated,
+        context=req.context,
+        captured_by=req.captured_by,
+        type_hint=req.type_hint,
+        tags=[req.method.value],
+        needs_hydration=hydrate,
+    )
+    if not queries.insert_feedback(session=session, feedback=fb):
+        existing = queries.feedback_by_key(session=session, dedupe_key=key)
+        if existing is None:  # pragma: no cover - the unique key guarantees a row
+            raise RuntimeError(f"dedupe key {key} vanished")
+        return CaptureResult(_merge(session, existing, req), created=False)
+    queries.add_event(
+        session=session,
+        feedback=fb,
+        kind="captured",
+        actor=req.captured_by or req.author_user_id,
+        detail={"method": req.method.value, "truncated": truncated},
+    )
+    _enqueue_followups(session, settings, fb)
+    log.info("captured feedback %s via %s (%d chars)", fb.id, req.method.value, len(text))
+    return CaptureResult(fb, created=True)
+
+
+def _merge(session: Session, fb: Feedback, req: CaptureRequest) -> Feedback:
+    """A later capture of the same message adds its tag, context and hint instead of a new row."""
+    actor = req.captured_by or req.author_user_id
+    if queries.has_event(session=session, feedback_id=fb.id, kind=f"tagged:{req.method.value}", actor=actor):
+        return fb
+    if req.method.value not in fb.tags:
+        fb.tags = [*fb.tags, req.method.value]
+    if req.context and req.context not in (fb.context or ""):
+        fb.context = f"{fb.context}\n{req.context}" if fb.context else req.context
+    fb.type_hint = fb.type_hint or req.type_hint
+    fb.captured_by = fb.captured_by or req.captured_by
+    if req.method is not CaptureMethod.AUTO:
+        queries.add_event(
+            session=session,
+            feedback=fb,
+            kind=f"tagged:{req.method.value}",
+            actor=actor,
+            detail={"context": req.context, "type_hint": req.type_hint},
+        )
+        _enqueue_card_update(session, fb, f"tag:{req.method.value}:{actor}")
+    return fb
+
+
+def _enqueue_followups(session: Session, settings: Settings, fb: Feedback) -> None:
+    """Receipt to the customer and the path to a triage card, keyed so redelivery adds nothing."""
+    if fb.needs_hydration:
+        queries.enqueue(session=session, key=f"hydrate:{fb.id}", kind="hydrate", payload={"feedback_id": fb.id})
+    else:
+        queries.enqueue(session=session, key=f"card:{fb.id}", kind="card", payload={"feedback_id": fb.id})
+    if fb.channel_id and fb.message_ts and settings.feedback_receipt != "off":
+        queries.enqueue(
+            session=session,
+            key=f"receipt:{fb.id}",
+            kind="receipt",
+            payload={"feedback_id": fb.id, "mode": settings.feedback_receipt},
+        )
+
+
+def _enqueue_card_update(session: Session, fb: Feedback, reason: str) -> None:
+    """Cards change in place; one update per distinct reason."""
+    queries.enqueue(
+        session=session,
+        key=f"card_update:{fb.id}:{reason}",
+        kind="card_update",
+        payload={"feedback_id": fb.id},
+    )
+
+
+def record_edit(
+    *, session: Session, settings: Settings, channel_id: str, ts: str, new_text: object, edited_ts: str | None
+) -> Feedback | None:
+    """message_changed: the stored verbatim follows the edit; the old text stays in the audit trail."""
+    fb = queries.feedback_by_key(session=session, dedupe_key=f"msg:{channel_id}:{ts}")
+    if fb is None:
+        return None
+    text, truncated = clean_text(new_text, settings.feedback_max_text)
+    if not text or text == fb.text:
+        return fb
+    queries.add_event(
+        session=session,
+        feedback=fb,
+        kind="edited",
+        actor=fb.author_user_id,
+        detail={"previous": fb.text, "edited_ts": edited_ts},
+    )
+    fb.text, fb.text_truncated, fb.edited_at = text, truncated, utcnow()
+    _enqueue_card_update(session, fb, f"edit:{edited_ts or utcnow().isoformat()}")
+    return fb
+
+
+def record_delete(*, session: Session, channel_id: str, ts: str) -> Feedback | None:
+    """message_deleted: mark, keep the row and its history, and show it on the card."""
+    fb = queries.feedback_by_key(session=session, dedupe_key=f"msg:{channel_id}:{ts}")
+    if fb is None or fb.deleted_at is not None:
+        return fb
+    fb.deleted_at = utcnow()
+    queries.add_event(session=session, feedback=fb, kind="deleted", actor=fb.author_user_id, detail={})
+    _enqueue_card_update(session, fb, "deleted")
+    return fb

@@ -1,0 +1,105 @@
+"""Renders recorded Slack Web API calls as the text a person would see in Slack."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from typing import Any
+
+QUIET = {
+    "auth.test",
+    "users.info",
+    "conversations.info",
+    "conversations.history",
+    "conversations.replies",
+    "chat.getPermalink",
+    "team.info",
+    "usergroups.users.list",
+}
+
+
+def _text(obj: Any) -> str:
+    return str(obj.get("text", "")) if isinstance(obj, dict) else str(obj or "")
+
+
+def _mrkdwn(text: str, users: dict[str, str], channels: dict[str, str]) -> str:
+    text = re.sub(r"<@(\w+)>", lambda m: "@" + users.get(m.group(1), m.group(1)), text)
+    text = re.sub(r"<#(\w+)(\|[^>]*)?>", lambda m: "#" + channels.get(m.group(1), m.group(1)), text)
+    text = re.sub(r"<(https?://[^|>]+)\|([^>]+)>", r"\2 [\1]", text)
+    return text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+
+
+def _element(el: dict[str, Any]) -> str:
+    kind = el.get("type", "")
+    if kind == "button":
+        return f"[{_text(el.get('text'))}]"
+    if kind in {"static_select", "users_select", "external_select", "conversations_select"}:
+        chosen = _text((el.get("initial_option") or {}).get("text")) or el.get("initial_user") or "choose"
+        return f"[{_text(el.get('placeholder')) or kind}: {chosen} ▾]"
+    if kind == "overflow":
+        return "[⋯]"
+    return f"[{kind}]"
+
+
+def render_blocks(blocks: list[dict[str, Any]], users: dict[str, str], channels: dict[str, str]) -> list[str]:
+    """One or more text lines per block, in Slack's visual order."""
+    lines: list[str] = []
+    for block in blocks:
+        kind = block.get("type")
+        if kind in {"section", "header"}:
+            if block.get("text"):
+                lines.extend(_mrkdwn(_text(block["text"]), users, channels).splitlines())
+            for f in block.get("fields", []):
+                lines.append("  " + _mrkdwn(_text(f), users, channels))
+            if block.get("accessory"):
+                lines.append("  " + _element(block["accessory"]))
+        elif kind == "context":
+            lines.append("  " + " ".join(_mrkdwn(_text(e), users, channels) for e in block.get("elements", [])))
+        elif kind == "actions":
+            lines.append("  " + " ".join(_element(e) for e in block.get("elements", [])))
+        elif kind == "divider":
+            lines.append("  ────────")
+        elif kind == "input":
+            el = block.get("element", {})
+            initial = el.get("initial_value") or _text((el.get("initial_option") or {}).get("text"))
+            opt = " (optional)" if block.get("optional") else ""
+            shown = _element(el) if "select" in el.get("type", "") else textwrap.shorten(str(initial or ""), 70)
+            lines.append(f"  {_text(block.get('label'))}{opt}: field `{block.get('block_id')}` {shown}")
+        elif kind == "image":
+            lines.append(f"  [image: {block.get('alt_text', '')}]")
+    return lines
+
+
+def render_call(
+    method: str,
+    args: dict[str, Any],
+    response: dict[str, Any],
+    channels: dict[str, str],
+    users: dict[str, str],
+) -> str | None:
+    """A short transcript entry for one Web API call, or None for reads."""
+    if method in QUIET and response.get("ok"):
+        return None
+    if not response.get("ok"):
+        return f"  ! {method} failed: {response.get('error')}"
+    where = "#" + channels.get(str(args.get("channel")), str(args.get("channel")))
+    if method in {"chat.postMessage", "chat.update"}:
+        head = f"[{where}{' thread' if args.get('thread_ts') else ''}] Feedback Loop"
+        head += " (updated)" if method == "chat.update" else ""
+        body = render_blocks(args.get("blocks") or [], users, channels) or [
+            _mrkdwn(str(args.get("text")), users, channels)
+        ]
+        return head + ":\n" + "\n".join("  │ " + line for line in body)
+    if method == "reactions.add":
+        return f"[{where}] Feedback Loop reacted :{args.get('name')}: to the message {args.get('timestamp')}"
+    if method == "chat.postEphemeral":
+        return f"[{where}, only visible to @{users.get(str(args.get('user')), args.get('user'))}] {args.get('text')}"
+    if method in {"views.open", "views.push", "views.update"}:
+        view = response.get("view", {})
+        lines = render_blocks(view.get("blocks", []), users, channels)
+        return f"[modal] {_text(view.get('title'))}\n" + "\n".join("  │ " + line for line in lines)
+    if method == "views.publish":
+        lines = render_blocks((args.get("view") or {}).get("blocks", []), users, channels)
+        who = users.get(str(args.get("user_id")), args.get("user_id"))
+        return f"[App Home of @{who}]\n" + "\n".join("  │ " + line for line in lines)
+    return f"[{method}] {where}"

@@ -1,0 +1,207 @@
+"""What each Slack entry point means for the product: called by handlers/ after ack()."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from bot import blocks, capture
+from bot.blocks import Field
+from bot.deps import Deps
+from bot.domain import SOURCES, CaptureMethod, CaptureRequest, FeedbackType, UserFacingError
+from storage import queries
+
+log = logging.getLogger(__name__)
+NOT_STAFF = "Only members of this workspace's team can log feedback with Feedback Loop."
+
+
+def on_message(deps: Deps, event: dict[str, Any], envelope: dict[str, Any]) -> None:
+    """Auto-capture, edits and deletions of messages in channels the bot is in."""
+    subtype = event.get("subtype")
+    channel = event.get("channel")
+    if not isinstance(channel, str):
+        log.info("message event without a channel ignored")
+        return
+    with deps.transaction() as session:
+        if subtype == "message_changed":
+            msg = event.get("message") or {}
+            capture.record_edit(
+                session=session,
+                settings=deps.settings,
+                channel_id=channel,
+                ts=str(msg.get("ts")),
+                new_text=msg.get("text"),
+                edited_ts=(msg.get("edited") or {}).get("ts") or event.get("ts"),
+            )
+            return
+        if subtype == "message_deleted":
+            capture.record_delete(session=session, channel_id=channel, ts=str(event.get("deleted_ts")))
+            return
+        req = capture.message_request(event, installing_team=deps.gateway.team_id, bot_user_id=deps.gateway.bot_user_id)
+        if req is None:
+            return
+        if not capture.channel_is_watched(
+            session=session,
+            gateway=deps.gateway,
+            settings=deps.settings,
+            channel_id=channel,
+            shared_hint=envelope.get("is_ext_shared_channel"),
+        ):
+            return
+        if not capture.clean_text(req.text, deps.settings.feedback_max_text)[0]:
+            log.info("empty message %s in %s not captured", req.message_ts, channel)
+            return
+        capture.capture(session=session, settings=deps.settings, req=req)
+
+
+def on_reaction(deps: Deps, event: dict[str, Any]) -> None:
+    """A staff member's :feedback: (or a type emoji) on any message captures it, with a type hint."""
+    name = str(event.get("reaction", "")).split("::")[0]
+    type_hint = deps.settings.feedback_type_emoji.get(name)
+    item = event.get("item") or {}
+    user = event.get("user")
+    if name != deps.settings.feedback_emoji and type_hint is None:
+        return
+    if item.get("type") != "message" or not isinstance(user, str) or not item.get("channel") or not item.get("ts"):
+        return
+    if not deps.gateway.is_staff(user):
+        log.info("reaction :%s: by non-staff %s ignored", name, user)
+        return
+    req = CaptureRequest(
+        method=CaptureMethod.EMOJI,
+        text=None,
+        team_id=deps.gateway.team_id,
+        channel_id=item["channel"],
+        message_ts=item["ts"],
+        author_user_id=event.get("item_user"),
+        captured_by=user,
+        type_hint=type_hint,
+    )
+    with deps.transaction() as session:
+        capture.capture(session=session, settings=deps.settings, req=req)
+
+
+def require_staff(deps: Deps, user_id: str, team_id: str | None) -> None:
+    """Shortcuts and modals are staff-only; external Slack Connect users get a clear refusal."""
+    if team_id and team_id != deps.gateway.team_id:
+        raise UserFacingError(NOT_STAFF)
+    if not deps.gateway.is_staff(user_id, team_id):
+        raise UserFacingError(NOT_STAFF)
+
+
+def log_modal(payload: dict[str, Any]) -> dict[str, Any]:
+    """The message shortcut's modal, prefilled from the message in the payload."""
+    msg = payload.get("message") or {}
+    channel = (payload.get("channel") or {}).get("id")
+    meta = {
+        "channel": channel,
+        "ts": msg.get("ts"),
+        "thread_ts": msg.get("thread_ts"),
+        "user": msg.get("user"),
+        "user_team": msg.get("user_team") or msg.get("team"),
+    }
+    if not channel or not msg.get("ts"):
+        raise UserFacingError("Slack did not say which message this is; try the shortcut again.")
+    return blocks.log_modal(verbatim=str(msg.get("text") or ""), author=msg.get("user"), permalink=None, metadata=meta)
+
+
+def feedback_modal(channel_id: str | None) -> dict[str, Any]:
+    """The /feedback and global-shortcut modal."""
+    return blocks.feedback_modal(metadata={"channel": channel_id})
+
+
+def read_state(view: dict[str, Any]) -> dict[str, str | None]:
+    """Flattens view.state.values into field -> value, whatever the element type."""
+    out: dict[str, str | None] = {}
+    for block_id, actions in ((view.get("state") or {}).get("values") or {}).items():
+        for el in actions.values():
+            value = el.get("value") or el.get("selected_user") or (el.get("selected_option") or {}).get("value")
+            out[block_id] = value.strip() if isinstance(value, str) and value.strip() else None
+    return out
+
+
+def _check(values: dict[str, str | None], required: list[Field]) -> dict[str, str]:
+    errors = {f.value: "Required." for f in required if not values.get(f.value)}
+    if values.get(Field.SOURCE) and values[Field.SOURCE] not in SOURCES:
+        errors[Field.SOURCE.value] = "Pick one of the listed sources."
+    if values.get(Field.TYPE_HINT) and values[Field.TYPE_HINT] not in {t.value for t in FeedbackType}:
+        errors[Field.TYPE_HINT.value] = "Pick one of the listed types."
+    return errors
+
+
+def validate_log(view: dict[str, Any]) -> dict[str, str]:
+    """Errors keyed by block_id for response_action="errors"; empty when the modal is good."""
+    return _check(read_state(view), [Field.VERBATIM, Field.CONTEXT, Field.SOURCE])
+
+
+def validate_feedback(view: dict[str, Any]) -> dict[str, str]:
+    """Customer (either field), source, verbatim and context are all required."""
+    values = read_state(view)
+    errors = _check(values, [Field.SOURCE, Field.VERBATIM, Field.CONTEXT])
+    if not values.get(Field.CUSTOMER_TEXT) and not values.get(Field.CUSTOMER_USER):
+        errors[Field.CUSTOMER_TEXT.value] = "Name the customer, or pick them as a Slack user."
+    return errors
+
+
+def submit_log(deps: Deps, user_id: str, view: dict[str, Any]) -> int:
+    """Stores the shortcut's message; a message already captured gets this context added."""
+    values = read_state(view)
+    meta = json.loads(view.get("private_metadata") or "{}")
+    team = meta.get("user_team")
+    req = CaptureRequest(
+        method=CaptureMethod.SHORTCUT,
+        text=values.get(Field.VERBATIM),
+        team_id=deps.gateway.team_id,
+        channel_id=meta.get("channel"),
+        message_ts=meta.get("ts"),
+        thread_ts=meta.get("thread_ts"),
+        author_user_id=meta.get("user"),
+        author_team_id=team,
+        is_external=bool(team and team != deps.gateway.team_id),
+        source=values.get(Field.SOURCE) or "slack",
+        context=values.get(Field.CONTEXT),
+        captured_by=user_id,
+        type_hint=values.get(Field.TYPE_HINT),
+    )
+    with deps.transaction() as session:
+        return capture.capture(session=session, settings=deps.settings, req=req).feedback.id
+
+
+def submit_feedback(deps: Deps, user_id: str, view: dict[str, Any]) -> int:
+    """Stores feedback heard elsewhere; the view id is its dedupe key (a double submit is one item)."""
+    values = read_state(view)
+    customer_user = values.get(Field.CUSTOMER_USER)
+    team = deps.gateway.user(customer_user).get("team_id") if customer_user else None
+    req = CaptureRequest(
+        method=CaptureMethod.COMMAND,
+        text=values.get(Field.VERBATIM),
+        team_id=deps.gateway.team_id,
+        author_user_id=customer_user,
+        author_team_id=team,
+        customer=values.get(Field.CUSTOMER_TEXT),
+        is_external=bool(team and team != deps.gateway.team_id) or not customer_user,
+        source=values.get(Field.SOURCE) or "other",
+        context=values.get(Field.CONTEXT),
+        captured_by=user_id,
+        type_hint=values.get(Field.TYPE_HINT),
+        dedupe_key=f"view:{view.get('id')}",
+    )
+    with deps.transaction() as session:
+        return capture.capture(session=session, settings=deps.settings, req=req).feedback.id
+
+
+def home_view(deps: Deps, user_id: str) -> dict[str, Any]:
+    """App Home for staff: the latest items. Non-staff see nothing internal."""
+    if not deps.gateway.is_staff(user_id):
+        return blocks.home([])
+    with deps.transaction() as session:
+        rows = queries.list_feedback(session=session, limit=20)
+        items = [(f.id, f.status, f.customer or f.author_name or f.author_user_id or "unknown", f.text) for f in rows]
+    return blocks.home(items)
+
+
+def on_channel_change(deps: Deps, channel_id: str) -> None:
+    """Joins and (un)shares refresh the cached is_ext_shared flag."""
+    with deps.transaction() as session:
+        capture.refresh_channel(session=session, gateway=deps.gateway, channel_id=channel_id)

@@ -1,0 +1,84 @@
+"""The outbox state machine: pending -> sending -> done | pending (retry) | failed | dead."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from storage.models import OutboxItem
+
+log = logging.getLogger(__name__)
+
+IN_FLIGHT = "in flight"
+
+
+class Retry(Exception):
+    """Try again later, after `retry_after` seconds when the remote said so (429 Retry-After)."""
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Permanent(Exception):
+    """Retrying cannot help (bad channel, missing permission); the row keeps the error for a human."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """What a handler sees: the row's kind, payload, and whether an earlier attempt died mid-send."""
+
+    item_id: int
+    key: str
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+    crashed_mid_send: bool
+
+
+Handler = Callable[[Session, Job], dict[str, Any]]
+
+
+def backoff(attempts: int, retry_after: float | None) -> timedelta:
+    """Exponential from 2 s, capped at 10 min; a server's Retry-After is a floor, never ignored."""
+    wait = min(2.0 * 2 ** max(attempts - 1, 0), 600.0)
+    return timedelta(seconds=max(wait, retry_after or 0.0))
+
+
+def begin(item: OutboxItem) -> Job:
+    """Marks the attempt before the side effect, so a crash leaves a trace to reconcile."""
+    job = Job(item.id, item.key, item.kind, dict(item.payload), item.attempts, item.last_error == IN_FLIGHT)
+    item.attempts += 1
+    item.last_error = IN_FLIGHT
+    return job
+
+
+def finish(
+    item: OutboxItem,
+    *,
+    now: datetime,
+    result: dict[str, Any] | None = None,
+    error: Exception | None = None,
+    max_attempts: int = 8,
+) -> None:
+    """Records the outcome of one attempt on the row."""
+    item.locked_until = None
+    if error is None:
+        item.status, item.result, item.last_error = "done", result or {}, None
+        return
+    item.last_error = f"{type(error).__name__}: {error}"[:2000]
+    if isinstance(error, Retry) and item.attempts < max_attempts:
+        item.status = "pending"
+        item.next_attempt_at = now + backoff(item.attempts, error.retry_after)
+        log.warning("outbox %s retry %d in %s: %s", item.key, item.attempts, item.next_attempt_at - now, error)
+    elif isinstance(error, Retry):
+        item.status = "dead"
+        log.error("outbox %s gave up after %d attempts: %s", item.key, item.attempts, error)
+    else:
+        item.status = "failed"
+        log.error("outbox %s failed: %s", item.key, error)

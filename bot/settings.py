@@ -1,0 +1,86 @@
+"""Settings: one object, loaded once from env vars and an optional feedbackbot.toml, passed down."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+SLACK_DEFAULT_API_URL = "https://slack.com/api/"
+
+
+def _config_file() -> Path:
+    """The TOML file is optional; FEEDBACKBOT_CONFIG points elsewhere for tests and deployments."""
+    return Path(os.environ.get("FEEDBACKBOT_CONFIG", "feedbackbot.toml"))
+
+
+class Settings(BaseSettings):
+    """Every knob of the bot; env var names (upper-case field names) are the public contract."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", env_ignore_empty=True)
+
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_app_token: SecretStr | None = None
+    slack_api_url: str = SLACK_DEFAULT_API_URL
+    database_url: str = "sqlite:///./feedback.db"
+    feedback_triage_channel: str | None = None
+    feedback_watch_channels: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    feedback_emoji: str = "feedback"
+    feedback_type_emoji: dict[str, str] = Field(
+        default_factory=lambda: {"bug": "Bug", "bulb": "Feature request", "question": "Question"}
+    )
+    feedback_receipt: Literal["reaction", "reply", "off"] = "reaction"
+    feedback_receipt_emoji: str = "eyes"
+    feedback_receipt_text: str = "Thanks, passed to the product team."
+    feedback_max_text: int = 40_000
+    channel_cache_seconds: int = 3600
+    outbox_max_attempts: int = 8
+    worker_poll_seconds: float = 0.5
+
+    @field_validator("feedback_watch_channels", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        """Env vars carry lists as comma-separated ids."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("feedback_emoji", "feedback_receipt_emoji", mode="after")
+    @classmethod
+    def _strip_colons(cls, value: str) -> str:
+        """People write `:feedback:`; Slack events carry `feedback`."""
+        return value.strip().strip(":")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Precedence: explicit arguments, then env vars, then feedbackbot.toml."""
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
+        return (init_settings, env_settings, toml)
+
+    def missing_slack_settings(self, *, socket_mode: bool) -> list[str]:
+        """Names the env vars `run` needs and lacks, so the error message can list them."""
+        missing = []
+        if self.slack_bot_token is None:
+            missing.append("SLACK_BOT_TOKEN")
+        if not socket_mode and self.slack_signing_secret is None:
+            missing.append("SLACK_SIGNING_SECRET")
+        if self.feedback_triage_channel is None:
+            missing.append("FEEDBACK_TRIAGE_CHANNEL")
+        return missing

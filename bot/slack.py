@@ -1,0 +1,216 @@
+"""SlackGateway: the narrow surface of the Slack Web API the bot uses, with errors sorted for retries."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import urllib.error
+from collections.abc import Callable
+from typing import Any
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+
+log = logging.getLogger(__name__)
+
+METADATA_EVENT = "feedbackbot_outbox"
+
+
+class SlackError(Exception):
+    """A Slack call failed; `retryable` says whether the outbox should try again."""
+
+    def __init__(self, message: str, *, error: str, retryable: bool, retry_after: float | None = None):
+        super().__init__(message)
+        self.error = error
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+def _classify(method: str, exc: Exception) -> SlackError:
+    """Turns slack_sdk and network exceptions into one error type with a retry decision."""
+    if isinstance(exc, SlackApiError):
+        resp = exc.response
+        status = getattr(resp, "status_code", 200)
+        error = str(resp.get("error", "unknown")) if hasattr(resp, "get") else "unknown"
+        if status == 429 or error == "ratelimited":
+            raw = (resp.headers or {}).get("Retry-After") or (resp.headers or {}).get("retry-after") or "1"
+            return SlackError(f"{method}: rate limited", error="ratelimited", retryable=True, retry_after=float(raw))
+        if status >= 500 or error in {
+            "internal_error",
+            "fatal_error",
+            "service_unavailable",
+            "request_timeout",
+        }:
+            return SlackError(f"{method}: Slack unavailable ({status} {error})", error=error, retryable=True)
+        return SlackError(f"{method}: {error}", error=error, retryable=False)
+    if isinstance(exc, (urllib.error.URLError, TimeoutError, ConnectionError, OSError)):
+        return SlackError(f"{method}: network error {exc}", error="network", retryable=True)
+    if isinstance(exc, ValueError):  # a 5xx with a non-JSON body
+        return SlackError(f"{method}: unreadable answer ({exc})", error="bad_response", retryable=True)
+    raise exc
+
+
+class SlackGateway:
+    """Wraps one WebClient; caches auth.test and users.info because they never change mid-run."""
+
+    def __init__(self, client: WebClient):
+        self.client = client
+        self._auth: dict[str, Any] | None = None
+        self._users: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _call(self, method: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
+        try:
+            return fn(**kwargs)
+        except Exception as exc:
+            raise _classify(method, exc) from exc
+
+    def auth(self) -> dict[str, Any]:
+        """auth.test once: our team id and bot user id decide who is internal."""
+        with self._lock:
+            if self._auth is None:
+                self._auth = dict(self._call("auth.test", self.client.auth_test).data)
+            return self._auth
+
+    @property
+    def team_id(self) -> str:
+        """The installing workspace."""
+        return str(self.auth()["team_id"])
+
+    @property
+    def bot_user_id(self) -> str:
+        """The bot's own user, so we never capture ourselves."""
+        return str(self.auth().get("user_id", ""))
+
+    def user(self, user_id: str) -> dict[str, Any]:
+        """users.info, cached; an unknown user becomes an empty dict rather than an error."""
+        if user_id in self._users:
+            return self._users[user_id]
+        try:
+            info = dict(self._call("users.info", self.client.users_info, user=user_id).data["user"])
+        except SlackError as exc:
+            if exc.retryable:
+                raise
+            log.warning("users.info %s failed: %s", user_id, exc.error)
+            info = {}
+        self._users[user_id] = info
+        return info
+
+    def is_staff(self, user_id: str, team_id: str | None = None) -> bool:
+        """Staff are full members of the installing workspace: not guests, not Slack Connect users."""
+        info = self.user(user_id)
+        team = info.get("team_id") or team_id
+        if not info or team != self.team_id:
+            return False
+        return not (info.get("is_restricted") or info.get("is_ultra_restricted") or info.get("is_stranger"))
+
+    def channel_info(self, channel: str) -> dict[str, Any]:
+        """conversations.info, for the is_ext_shared flag."""
+        return dict(self._call("conversations.info", self.client.conversations_info, channel=channel)["channel"])
+
+    def fetch_message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """One message by ts, whether top-level or a thread reply."""
+        hist = self._call(
+            "conversations.history",
+            self.client.conversations_history,
+            channel=channel,
+            latest=ts,
+            oldest=ts,
+            inclusive=True,
+            limit=1,
+        )
+        for msg in hist.get("messages", []):
+            if msg.get("ts") == ts:
+                return dict(msg)
+        replies = self._call(
+            "conversations.replies",
+            self.client.conversations_replies,
+            channel=channel,
+            ts=ts,
+            latest=ts,
+            oldest=ts,
+            inclusive=True,
+            limit=1,
+        )
+        for msg in replies.get("messages", []):
+            if msg.get("ts") == ts:
+                return dict(msg)
+        return None
+
+    def permalink(self, channel: str, ts: str) -> str | None:
+        """A link back to the customer's words; missing is tolerable."""
+        try:
+            resp = self._call("chat.getPermalink", self.client.chat_getPermalink, channel=channel, message_ts=ts)
+        except SlackError as exc:
+            if exc.retryable:
+                raise
+            return None
+        return str(resp.get("permalink")) if resp.get("permalink") else None
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        *,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+        key: str | None = None,
+    ) -> str:
+        """chat.postMessage; the outbox key rides in message metadata so a crash can be reconciled."""
+        kwargs: dict[str, Any] = {"channel": channel, "text": text, "unfurl_links": False}
+        if blocks:
+            kwargs["blocks"] = blocks
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        if key:
+            kwargs["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"key": key}}
+        return str(self._call("chat.postMessage", self.client.chat_postMessage, **kwargs)["ts"])
+
+    def find_posted(self, channel: str, key: str, *, thread_ts: str | None = None) -> str | None:
+        """Looks for a message we already posted for this outbox key (after a crash mid-send)."""
+        if thread_ts:
+            resp = self._call(
+                "conversations.replies",
+                self.client.conversations_replies,
+                channel=channel,
+                ts=thread_ts,
+                include_all_metadata=True,
+                limit=200,
+            )
+        else:
+            resp = self._call(
+                "conversations.history",
+                self.client.conversations_history,
+                channel=channel,
+                include_all_metadata=True,
+                limit=200,
+            )
+        for msg in resp.get("messages", []):
+            meta = msg.get("metadata") or {}
+            if meta.get("event_type") == METADATA_EVENT and (meta.get("event_payload") or {}).get("key") == key:
+                return str(msg["ts"])
+        return None
+
+    def update(self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None:
+        """chat.update, so a card changes in place."""
+        self._call("chat.update", self.client.chat_update, channel=channel, ts=ts, text=text, blocks=blocks or [])
+
+    def react(self, channel: str, ts: str, name: str) -> None:
+        """reactions.add; already_reacted means the job is done."""
+        try:
+            self._call("reactions.add", self.client.reactions_add, channel=channel, timestamp=ts, name=name)
+        except SlackError as exc:
+            if exc.error != "already_reacted":
+                raise
+
+    def ephemeral(self, channel: str, user: str, text: str) -> None:
+        """A private note to one person (refusals, errors)."""
+        self._call("chat.postEphemeral", self.client.chat_postEphemeral, channel=channel, user=user, text=text)
+
+    def open_view(self, trigger_id: str, view: dict[str, Any]) -> str:
+        """views.open; returns the view id."""
+        return str(self._call("views.open", self.client.views_open, trigger_id=trigger_id, view=view)["view"]["id"])
+
+    def publish_home(self, user_id: str, view: dict[str, Any]) -> None:
+        """views.publish for App Home."""
+        self._call("views.publish", self.client.views_publish, user_id=user_id, view=view)

@@ -1,0 +1,233 @@
+"""Drains the outbox: hydrate emoji captures, post triage cards, send receipts; retries with backoff."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot import blocks, capture
+from bot.domain import CardData
+from bot.outbox import Handler, Job, Permanent, Retry, begin, finish
+from bot.settings import Settings
+from bot.slack import SlackError, SlackGateway
+from storage import queries
+from storage.db import session_scope, utcnow
+from storage.models import Feedback
+
+log = logging.getLogger(__name__)
+LEASE = timedelta(minutes=2)
+
+
+@contextmanager
+def _slack_errors() -> Iterator[None]:
+    """Maps Slack failures onto the outbox's two outcomes."""
+    try:
+        yield
+    except SlackError as exc:
+        if exc.retryable:
+            raise Retry(str(exc), exc.retry_after) from exc
+        raise Permanent(str(exc)) from exc
+
+
+def card_data(fb: Feedback) -> CardData:
+    """What the card shows for a row."""
+    author = f"<@{fb.author_user_id}>" if fb.author_user_id else (fb.customer or fb.author_name or "unknown")
+    if fb.customer and fb.author_user_id:
+        author = f"{fb.customer} (<@{fb.author_user_id}>)"
+    org = "external" if fb.is_external else "internal"
+    if fb.author_team_id:
+        org = f"{org} · {fb.author_team_id}"
+    return CardData(
+        feedback_id=fb.id,
+        text=fb.text,
+        author=author,
+        organisation=org,
+        source=fb.source,
+        method=fb.capture_method,
+        permalink=fb.permalink,
+        channel_id=fb.channel_id,
+        captured_by=fb.captured_by,
+        status=fb.status,
+        tags=list(fb.tags),
+        context=fb.context,
+        type_hint=fb.type_hint,
+        deleted=fb.deleted_at is not None,
+        edited=fb.edited_at is not None,
+    )
+
+
+class Worker:
+    """One per process; `drain()` is also called directly by tests and the console for determinism."""
+
+    def __init__(self, *, sessions: sessionmaker[Session], gateway: SlackGateway, settings: Settings):
+        self.sessions = sessions
+        self.gateway = gateway
+        self.settings = settings
+        self.wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._drain_lock = threading.Lock()
+        self.handlers: dict[str, Handler] = {
+            "hydrate": self._hydrate,
+            "card": self._card,
+            "card_update": self._card_update,
+            "receipt": self._receipt,
+        }
+
+    def register(self, kind: str, handler: Handler) -> None:
+        """Later features (Linear, loop messages) add their own outbox kinds."""
+        self.handlers[kind] = handler
+
+    def drain(self, max_items: int = 1000) -> int:
+        """Processes every due row once; returns how many were attempted."""
+        done = 0
+        with self._drain_lock:
+            while done < max_items:
+                with session_scope(self.sessions) as session:
+                    items = queries.claim_due(session=session, now=utcnow(), lease=LEASE, limit=10)
+                if not items:
+                    return done
+                for item in items:
+                    self._run_one(item.id)
+                    done += 1
+        return done
+
+    def _run_one(self, item_id: int) -> None:
+        from storage.models import OutboxItem
+
+        with session_scope(self.sessions) as session:
+            item = session.get(OutboxItem, item_id)
+            if item is None or item.status != "sending":
+                return
+            job = begin(item)
+        handler = self.handlers.get(job.kind)
+        result: dict[str, Any] | None = None
+        error: Exception | None = None
+        try:
+            with session_scope(self.sessions) as session:
+                if handler is None:
+                    raise Permanent(f"no handler for outbox kind {job.kind!r}")
+                result = handler(session, job)
+        except (Retry, Permanent) as exc:
+            error = exc
+        except Exception as exc:
+            log.exception("outbox %s crashed", job.key)
+            error = Permanent(f"internal error: {exc}")
+        with session_scope(self.sessions) as session:
+            item = session.get(OutboxItem, item_id)
+            if item is not None:
+                finish(
+                    item,
+                    now=utcnow(),
+                    result=result,
+                    error=error,
+                    max_attempts=self.settings.outbox_max_attempts,
+                )
+
+    def start(self) -> None:
+        """Background thread: drain, then sleep until woken or the poll interval passes."""
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._loop, name="outbox-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Lets the loop finish its current item."""
+        self._stop.set()
+        self.wake.set()
+        if self._thread:
+            self._thread.join(timeout=10)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.drain()
+            except Exception:
+                log.exception("outbox drain failed")
+            self.wake.wait(self.settings.worker_poll_seconds)
+            self.wake.clear()
+
+    # --- handlers ---------------------------------------------------------------------------------
+
+    def _feedback(self, session: Session, job: Job) -> Feedback:
+        fb = queries.feedback_by_id(session=session, feedback_id=int(job.payload["feedback_id"]))
+        if fb is None:
+            raise Permanent(f"feedback {job.payload['feedback_id']} not found")
+        return fb
+
+    def _hydrate(self, session: Session, job: Job) -> dict[str, Any]:
+        """Emoji captures know only channel+ts: fetch the words, author and permalink, then queue the card."""
+        fb = self._feedback(session, job)
+        assert fb.channel_id and fb.message_ts
+        with _slack_errors():
+            msg = self.gateway.fetch_message(fb.channel_id, fb.message_ts)
+            fb.permalink = fb.permalink or self.gateway.permalink(fb.channel_id, fb.message_ts)
+        if msg is None:
+            queries.add_event(
+                session=session,
+                feedback=fb,
+                kind="hydrate_failed",
+                actor=None,
+                detail={"reason": "message not found"},
+            )
+        else:
+            fb.text, fb.text_truncated = capture.clean_text(msg.get("text"), self.settings.feedback_max_text)
+            fb.author_user_id = fb.author_user_id or msg.get("user")
+            fb.thread_ts = fb.thread_ts or msg.get("thread_ts")
+            team = msg.get("user_team") or msg.get("team")
+            fb.author_team_id = fb.author_team_id or team
+            fb.is_external = bool(team and team != self.gateway.team_id)
+        fb.needs_hydration = False
+        queries.enqueue(session=session, key=f"card:{fb.id}", kind="card", payload={"feedback_id": fb.id})
+        self.wake.set()
+        return {"found": msg is not None}
+
+    def _card(self, session: Session, job: Job) -> dict[str, Any]:
+        """Posts the triage card to the internal channel only, and stores its ts for in-place updates."""
+        fb = self._feedback(session, job)
+        channel = self.settings.feedback_triage_channel
+        if not channel:
+            raise Permanent("FEEDBACK_TRIAGE_CHANNEL is not set; the card waits in the outbox")
+        with _slack_errors():
+            if not fb.permalink and fb.channel_id and fb.message_ts:
+                fb.permalink = self.gateway.permalink(fb.channel_id, fb.message_ts)
+            ts = self.gateway.find_posted(channel, job.key) if job.crashed_mid_send else None
+            text, card_blocks = blocks.card(card_data(fb))
+            ts = ts or self.gateway.post(channel, text, blocks=card_blocks, key=job.key)
+        fb.card_channel, fb.card_ts = channel, ts
+        return {"channel": channel, "ts": ts}
+
+    def _card_update(self, session: Session, job: Job) -> dict[str, Any]:
+        """chat.update on the stored card; before the card exists the post itself carries the change."""
+        fb = self._feedback(session, job)
+        if not (fb.card_channel and fb.card_ts):
+            return {"skipped": "no card yet"}
+        text, card_blocks = blocks.card(card_data(fb))
+        with _slack_errors():
+            self.gateway.update(fb.card_channel, fb.card_ts, text, blocks=card_blocks)
+        return {"ts": fb.card_ts}
+
+    def _receipt(self, session: Session, job: Job) -> dict[str, Any]:
+        """Tells the customer they were heard: a reaction or a thread reply, never twice."""
+        fb = self._feedback(session, job)
+        assert fb.channel_id and fb.message_ts
+        mode = job.payload.get("mode", self.settings.feedback_receipt)
+        with _slack_errors():
+            if mode == "reaction":
+                self.gateway.react(fb.channel_id, fb.message_ts, self.settings.feedback_receipt_emoji)
+                return {"reaction": self.settings.feedback_receipt_emoji}
+            thread = fb.thread_ts or fb.message_ts
+            ts = self.gateway.find_posted(fb.channel_id, job.key, thread_ts=thread) if job.crashed_mid_send else None
+            ts = ts or self.gateway.post(
+                fb.channel_id, self.settings.feedback_receipt_text, thread_ts=thread, key=job.key
+            )
+        return {"ts": ts}
+
+
+Notify = Callable[[], None]

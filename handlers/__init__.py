@@ -1,0 +1,37 @@
+"""register(app, deps): the one list of listeners, so manifest.yml can be checked against it."""
+
+from __future__ import annotations
+
+from slack_bolt import App
+
+from bot.blocks import Callback
+from bot.deps import Deps
+from handlers import commands, errors, events, middleware, views
+
+EVENTS = (
+    "message",
+    "reaction_added",
+    "app_home_opened",
+    "member_joined_channel",
+    "channel_shared",
+    "channel_unshared",
+)
+COMMANDS = ("/feedback",)
+SHORTCUTS = (Callback.LOG_SHORTCUT.value, Callback.GLOBAL_SHORTCUT.value)
+VIEWS = (Callback.LOG_MODAL.value, Callback.FEEDBACK_MODAL.value)
+
+
+def register(app: App, deps: Deps) -> None:
+    """Wires every listener; handlers stay glue and call bot/ services."""
+    app.use(middleware.inject(deps))
+    app.event("message")(events.on_message)
+    app.event("reaction_added")(events.on_reaction_added)
+    app.event("app_home_opened")(events.on_app_home_opened)
+    for name in ("member_joined_channel", "channel_shared", "channel_unshared"):
+        app.event(name)(events.on_channel_change)
+    app.shortcut(Callback.LOG_SHORTCUT.value)(commands.on_log_shortcut)
+    app.shortcut(Callback.GLOBAL_SHORTCUT.value)(commands.on_feedback_command)
+    app.command("/feedback")(commands.on_feedback_command)
+    app.view(Callback.LOG_MODAL.value)(views.on_log_submitted)
+    app.view(Callback.FEEDBACK_MODAL.value)(views.on_feedback_submitted)
+    app.error(errors.on_error)

@@ -1,0 +1,99 @@
+"""Tables. Every side effect outside the database is an OutboxItem written in the same transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from storage.db import Base, utcnow
+
+
+class Channel(Base):
+    """Cache of conversations.info so auto-capture does not ask Slack on every message."""
+
+    __tablename__ = "channel"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    is_ext_shared: Mapped[bool] = mapped_column(default=False)
+    checked_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Feedback(Base):
+    """One piece of customer feedback; dedupe_key makes every capture path converge on one row."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dedupe_key: Mapped[str] = mapped_column(String(255), unique=True)
+    team_id: Mapped[str | None] = mapped_column(String(32))
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    permalink: Mapped[str | None] = mapped_column(String(1024))
+    author_user_id: Mapped[str | None] = mapped_column(String(32))
+    author_team_id: Mapped[str | None] = mapped_column(String(32))
+    author_name: Mapped[str | None] = mapped_column(String(255))
+    customer: Mapped[str | None] = mapped_column(String(255))
+    is_external: Mapped[bool] = mapped_column(default=False)
+    source: Mapped[str] = mapped_column(String(64))
+    capture_method: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(Text, default="")
+    text_truncated: Mapped[bool] = mapped_column(default=False)
+    context: Mapped[str | None] = mapped_column(Text)
+    captured_by: Mapped[str | None] = mapped_column(String(32))
+    type_hint: Mapped[str | None] = mapped_column(String(64))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(32), default="new")
+    needs_hydration: Mapped[bool] = mapped_column(default=False)
+    card_channel: Mapped[str | None] = mapped_column(String(32))
+    card_ts: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    edited_at: Mapped[datetime | None] = mapped_column()
+    deleted_at: Mapped[datetime | None] = mapped_column()
+
+    events: Mapped[list[FeedbackEvent]] = relationship(
+        back_populates="feedback", order_by="FeedbackEvent.id", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (Index("ix_feedback_channel_ts", "channel_id", "message_ts"),)
+
+
+class FeedbackEvent(Base):
+    """Audit trail: who captured, tagged, edited or deleted what, and when; never rewritten."""
+
+    __tablename__ = "feedback_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    feedback_id: Mapped[int] = mapped_column(ForeignKey("feedback.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    actor: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    feedback: Mapped[Feedback] = relationship(back_populates="events")
+
+
+class OutboxItem(Base):
+    """A pending side effect (Slack post, reaction, Linear call) with a unique key: sent once, retried."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), unique=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
+    locked_until: Mapped[datetime | None] = mapped_column()
+    last_error: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)

@@ -1,0 +1,124 @@
+"""The reads and writes bot/ needs. Keyword-only session; flush, never commit (callers own the transaction)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from storage.db import utcnow
+from storage.models import Channel, Feedback, FeedbackEvent, OutboxItem
+
+
+def feedback_by_key(*, session: Session, dedupe_key: str) -> Feedback | None:
+    """The one row a Slack message maps to, whichever path captured it."""
+    return session.scalar(select(Feedback).where(Feedback.dedupe_key == dedupe_key))
+
+
+def feedback_by_id(*, session: Session, feedback_id: int) -> Feedback | None:
+    """Plain lookup by primary key."""
+    return session.get(Feedback, feedback_id)
+
+
+def list_feedback(*, session: Session, limit: int = 50) -> Sequence[Feedback]:
+    """Newest first, for the console and App Home."""
+    return session.scalars(select(Feedback).order_by(Feedback.id.desc()).limit(limit)).all()
+
+
+def insert_feedback(*, session: Session, feedback: Feedback) -> bool:
+    """Inserts inside a savepoint; False when another delivery already holds the dedupe key."""
+    try:
+        with session.begin_nested():
+            session.add(feedback)
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def add_event(
+    *,
+    session: Session,
+    feedback: Feedback,
+    kind: str,
+    actor: str | None,
+    detail: dict[str, Any] | None = None,
+) -> FeedbackEvent:
+    """Appends to the audit trail."""
+    ev = FeedbackEvent(feedback_id=feedback.id, kind=kind, actor=actor, detail=detail or {})
+    session.add(ev)
+    session.flush()
+    return ev
+
+
+def has_event(*, session: Session, feedback_id: int, kind: str, actor: str | None) -> bool:
+    """Lets a repeated capture by the same person be a no-op instead of a second audit line."""
+    stmt = select(FeedbackEvent.id).where(
+        FeedbackEvent.feedback_id == feedback_id, FeedbackEvent.kind == kind, FeedbackEvent.actor == actor
+    )
+    return session.scalar(stmt.limit(1)) is not None
+
+
+def get_channel(*, session: Session, channel_id: str) -> Channel | None:
+    """Cached channel facts."""
+    return session.get(Channel, channel_id)
+
+
+def upsert_channel(*, session: Session, channel_id: str, name: str | None, is_ext_shared: bool) -> Channel:
+    """Refreshes the cache entry (merge keeps this portable between SQLite and PostgreSQL)."""
+    row = session.merge(Channel(id=channel_id, name=name, is_ext_shared=is_ext_shared, checked_at=utcnow()))
+    session.flush()
+    return row
+
+
+def enqueue(*, session: Session, key: str, kind: str, payload: dict[str, Any]) -> bool:
+    """Adds a side effect once per key; False when the key already exists (a redelivery)."""
+    try:
+        with session.begin_nested():
+            session.add(OutboxItem(key=key, kind=kind, payload=payload))
+            session.flush()
+    except IntegrityError:
+        return False
+    return True
+
+
+def outbox_by_key(*, session: Session, key: str) -> OutboxItem | None:
+    """For tests and reconciliation."""
+    return session.scalar(select(OutboxItem).where(OutboxItem.key == key))
+
+
+def claim_due(*, session: Session, now: datetime, lease: timedelta, limit: int = 20) -> list[OutboxItem]:
+    """Leases due rows so two workers never send the same item (SKIP LOCKED on PostgreSQL)."""
+    due = or_(
+        (OutboxItem.status == "pending") & (OutboxItem.next_attempt_at <= now),
+        (OutboxItem.status == "sending") & (OutboxItem.locked_until < now),
+    )
+    stmt = select(OutboxItem).where(due).order_by(OutboxItem.id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(session.scalars(stmt))
+    claimed = []
+    for row in rows:
+        res = session.execute(
+            update(OutboxItem)
+            .where(OutboxItem.id == row.id, OutboxItem.updated_at == row.updated_at)
+            .values(status="sending", locked_until=now + lease, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+        if res.rowcount == 1:  # type: ignore[attr-defined]
+            session.refresh(row)
+            claimed.append(row)
+    return claimed
+
+
+def outbox_counts(*, session: Session) -> dict[str, int]:
+    """Status histogram for health checks and the console."""
+    rows = session.execute(select(OutboxItem.status, OutboxItem.id)).all()
+    counts: dict[str, int] = {}
+    for status, _ in rows:
+        counts[status] = counts.get(status, 0) + 1
+    return counts
