@@ -48,13 +48,22 @@ class CaptureResult:
     created: bool
 
 
+def _safe_char(ch: str) -> str:
+    """Drops control characters and replaces lone surrogates, which no database or JSON encoder accepts."""
+    kind = unicodedata.category(ch)
+    if kind == "Cs":
+        return "\ufffd"
+    return ch if ch in "\n\t" or kind != "Cc" else ""
+
+
 def clean_text(raw: object, limit: int) -> tuple[str, bool]:
     """Verbatim text made safe to store: str, no NULs or stray control chars, capped at `limit`."""
     if raw is None:
         return "", False
     if isinstance(raw, bytes):
         raw = raw.decode("utf-8", errors="replace")
-    text = "".join(ch for ch in str(raw) if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
+    kept = (_safe_char(ch) for ch in str(raw))
+    text = "".join(ch for ch in kept if ch).strip()
     if len(text) > limit:
         return text[:limit], True
     return text, False

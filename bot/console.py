@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -78,22 +79,43 @@ class Console:
         from waitress.server import create_server
 
         self.server = create_server(self.bot.wsgi(), host="127.0.0.1", port=0, threads=4)
-        threading.Thread(target=self.server.run, daemon=True, name="console-http").start()
+        threading.Thread(target=self._run_server, daemon=True, name="console-http").start()
         port = self.server.effective_port  # type: ignore[union-attr]
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
 
+    def _run_server(self) -> None:
+        with contextlib.suppress(OSError):  # close() pulls the socket from under the loop: waitress's stop
+            self.server.run()
+
     def close(self) -> None:
         """Stops the HTTP server and the fake Slack."""
+        self.bot.deps.worker.stop()
+        self.http.close()
         self.server.close()
+        self.bot.executor.shutdown(wait=True)
         self.fake.stop()
 
     # --- sending ---------------------------------------------------------------------------------
 
+    def post_signed(
+        self,
+        body: str | bytes,
+        content_type: str,
+        *,
+        headers: dict[str, str] | None = None,
+        timestamp: int | None = None,
+        secret: str | None = None,
+    ) -> httpx.Response:
+        """POSTs to /slack/events signed the way Slack signs (v0 HMAC-SHA256 of `v0:ts:body`)."""
+        raw = body.encode() if isinstance(body, str) else body
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        key = (secret or self.secret).encode()
+        sig = "v0=" + hmac.new(key, b"v0:" + ts.encode() + b":" + raw, hashlib.sha256).hexdigest()
+        sent = {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig, "Content-Type": content_type}
+        return self.http.post("/slack/events", content=raw, headers=sent | (headers or {}))
+
     def _signed(self, body: str, content_type: str) -> httpx.Response:
-        ts = str(int(time.time()))
-        sig = "v0=" + hmac.new(self.secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
-        headers = {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig, "Content-Type": content_type}
-        return self.http.post("/slack/events", content=body.encode(), headers=headers)
+        return self.post_signed(body, content_type)
 
     def send_event(self, event: dict[str, Any], *, shared: bool | None = None) -> None:
         """An Events API envelope as Slack sends it to an app installed in our workspace."""

@@ -45,9 +45,10 @@ Handler = Callable[[Session, Job], dict[str, Any]]
 
 
 def backoff(attempts: int, retry_after: float | None) -> timedelta:
-    """Exponential from 2 s, capped at 10 min; a server's Retry-After is a floor, never ignored."""
-    wait = min(2.0 * 2 ** max(attempts - 1, 0), 600.0)
-    return timedelta(seconds=max(wait, retry_after or 0.0))
+    """The server's Retry-After when it gave one; otherwise exponential from 2 s, capped at 10 min."""
+    if retry_after is not None:
+        return timedelta(seconds=max(retry_after, 0.0))
+    return timedelta(seconds=min(2.0 * 2 ** max(attempts - 1, 0), 600.0))
 
 
 def begin(item: OutboxItem) -> Job:

@@ -69,8 +69,21 @@ def get_channel(*, session: Session, channel_id: str) -> Channel | None:
 
 
 def upsert_channel(*, session: Session, channel_id: str, name: str | None, is_ext_shared: bool) -> Channel:
-    """Refreshes the cache entry (merge keeps this portable between SQLite and PostgreSQL)."""
-    row = session.merge(Channel(id=channel_id, name=name, is_ext_shared=is_ext_shared, checked_at=utcnow()))
+    """Refreshes the cache entry; a concurrent insert by another listener simply wins."""
+    values = {"name": name, "is_ext_shared": is_ext_shared, "checked_at": utcnow()}
+    row = session.get(Channel, channel_id)
+    if row is None:
+        try:
+            with session.begin_nested():
+                row = Channel(id=channel_id, **values)
+                session.add(row)
+                session.flush()
+            return row
+        except IntegrityError:
+            row = session.get(Channel, channel_id, populate_existing=True)
+            assert row is not None
+    for key, value in values.items():
+        setattr(row, key, value)
     session.flush()
     return row
 
