@@ -23,8 +23,10 @@ from slack_sdk import WebClient
 
 import handlers
 from bot.deps import Deps
+from bot.embedder import Embedder
 from bot.settings import Settings
 from bot.slack import SlackGateway
+from bot.suggest import SuggestionService
 from bot.worker import Worker
 from storage import migrate
 from storage.db import make_engine, make_sessionmaker
@@ -73,7 +75,9 @@ class Bot:
         return make_wsgi(self)
 
 
-def create_app(settings: Settings, *, migrate_db: bool = True, socket_mode: bool = False) -> Bot:
+def create_app(
+    settings: Settings, *, migrate_db: bool = True, socket_mode: bool = False, embedder: Embedder | None = None
+) -> Bot:
     """Builds engine, Slack client, worker and the Bolt app; no module-level state."""
     engine = make_engine(settings.database_url)
     if migrate_db:
@@ -87,7 +91,10 @@ def create_app(settings: Settings, *, migrate_db: bool = True, socket_mode: bool
     client = WebClient(token=token, base_url=settings.slack_api_url)
     gateway = SlackGateway(client)
     sessions = make_sessionmaker(engine)
-    worker = Worker(sessions=sessions, gateway=gateway, settings=settings)
+    suggestions = SuggestionService(settings, sessions, embedder) if settings.feedback_suggestions else None
+    if suggestions:
+        suggestions.start()
+    worker = Worker(sessions=sessions, gateway=gateway, settings=settings, suggestions=suggestions)
     deps = Deps(settings=settings, sessions=sessions, gateway=gateway, worker=worker)
     executor = TrackingExecutor()
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
@@ -210,6 +217,28 @@ def _cmd_console(settings: Settings, args: argparse.Namespace) -> int:
     return run_console(settings, create_app, script=args.script, database_url=args.database_url)
 
 
+def _cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.evaluate import EvaluationError, evaluate
+
+    try:
+        print(evaluate(args.file, train_path=args.train, text_column=args.text_column, label_column=args.label_column))
+    except EvaluationError as exc:
+        print(f"feedbackbot eval: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.suggest import SuggestionService, backfill
+
+    engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+    service = SuggestionService(settings, make_sessionmaker(engine))
+    service.embedder.load()
+    print(f"embedded {backfill(service, batch=args.batch)} items")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI surface documented in README."""
     parser = argparse.ArgumentParser(prog="feedbackbot", description="Feedback Loop Slack bot")
@@ -227,6 +256,15 @@ def build_parser() -> argparse.ArgumentParser:
     console.add_argument("--script", help="run commands from a file instead of the prompt")
     console.add_argument("--database-url", help="defaults to a fresh SQLite file in a temp folder")
     console.set_defaults(fn=_cmd_console)
+    ev = sub.add_parser("eval", help="score the suggestions on a labelled CSV; last line `macro-F1 0.XXX`")
+    ev.add_argument("file")
+    ev.add_argument("--train", help="learn from this labelled CSV first")
+    ev.add_argument("--text-column", default="text")
+    ev.add_argument("--label-column", default="label")
+    ev.set_defaults(fn=_cmd_eval)
+    bf = sub.add_parser("backfill-embeddings", help="embed items captured before the model was present")
+    bf.add_argument("--batch", type=int, default=64)
+    bf.set_defaults(fn=_cmd_backfill)
     return parser
 
 

@@ -80,8 +80,33 @@ def card(data: CardData) -> tuple[str, list[dict[str, Any]]]:
     if data.edited:
         facts.append("*Edited* by the customer")
     blocks.append({"type": "section", "block_id": "facts", "fields": [_mrkdwn(f) for f in facts]})
+    blocks.append({"type": "section", "block_id": "suggestion", "text": _mrkdwn(_suggestion_text(data))})
+    if data.similar:
+        blocks.append({"type": "section", "block_id": "similar", "text": _mrkdwn(_similar_text(data))})
     fallback = truncate(f"Feedback #{data.feedback_id} from {header}: {data.text}", 3000)
     return fallback, blocks
+
+
+def _suggestion_text(data: CardData) -> str:
+    s = data.suggested
+    if s is None:
+        return f"*Suggestion:* {data.suggestion_note or 'no suggestion'}"
+    theme = f"{s.theme} ({s.theme_confidence:.0%})" if s.theme else "no clear theme"
+    return (
+        f"*Suggested:* {s.type} ({s.type_confidence:.0%}) · theme {theme} · impact {s.impact}"
+        f" · feedback score {s.feedback_score:.2f}"
+    )
+
+
+def _similar_text(data: CardData) -> str:
+    lines = ["*Similar items*"]
+    for item in data.similar[:5]:
+        dup = " · *possible duplicate*" if item.duplicate else ""
+        linear = (
+            f" → <{item.linear_url}|{item.linear}>" if item.linear_url else (f" → {item.linear}" if item.linear else "")
+        )
+        lines.append(f"• #{item.feedback_id} ({item.score:.2f}){dup}{linear}: {truncate(item.text, 200)}")
+    return "\n".join(lines)
 
 
 def _input(

@@ -202,6 +202,12 @@ def _enqueue_followups(session: Session, settings: Settings, fb: Feedback) -> No
         queries.enqueue(session=session, key=f"hydrate:{fb.id}", kind="hydrate", payload={"feedback_id": fb.id})
     else:
         queries.enqueue(session=session, key=f"card:{fb.id}", kind="card", payload={"feedback_id": fb.id})
+    if fb.capture_method != CaptureMethod.AUTO.value:  # auto-captures get theirs once judged not chatter
+        enqueue_receipt(session, settings, fb)
+
+
+def enqueue_receipt(session: Session, settings: Settings, fb: Feedback) -> None:
+    """The customer's "we heard you", once per item, for items that came from a Slack message."""
     if fb.channel_id and fb.message_ts and settings.feedback_receipt != "off":
         queries.enqueue(
             session=session,

@@ -51,7 +51,7 @@ HELP = """commands:
 class Console:
     """Drives the real HTTP endpoint with signed Slack payloads and prints what Slack would show."""
 
-    def __init__(self, settings: Settings, create_app: Callable[..., Any], out: TextIO):
+    def __init__(self, settings: Settings, create_app: Callable[..., Any], out: TextIO, **app_kwargs: Any):
         self.out = out
         self.fake = FakeSlack(team_id=OUR_TEAM, team_name="Our Co").start()
         for name, (uid, team, real) in USERS.items():
@@ -69,7 +69,12 @@ class Console:
                 "slack_app_token": None,
             }
         )
-        self.bot = create_app(self.settings)
+        self.bot = create_app(self.settings, **app_kwargs)
+        suggestions = self.bot.deps.worker.suggestions
+        if suggestions is not None:
+            suggestions.settled.wait(self.settings.model_wait_seconds)
+            if suggestions.state != "ready":
+                out.write(f"(suggestions unavailable: {suggestions.error or 'the model is still loading'})\n")
         self._serve()
         self.seen = 0
         self.last_view: dict[str, Any] | None = None
@@ -169,12 +174,16 @@ class Console:
 
     # --- settling and rendering ------------------------------------------------------------------
 
-    def settle(self) -> None:
-        """Waits for listeners and drains the outbox until nothing moves, then prints new Slack calls."""
-        for _ in range(50):
+    def settle(self, horizon: float = 1.5) -> None:
+        """Waits for listeners and drains the outbox until nothing is due within `horizon` s, then renders."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
             self.bot.executor.wait_idle(10)
-            if self.bot.deps.worker.drain() == 0 and self.bot.executor.wait_idle(0.01):
+            if self.bot.deps.worker.drain() or not self.bot.executor.wait_idle(0.01):
+                continue
+            if not self._due_soon(horizon):
                 break
+            time.sleep(0.05)
         names = {cid: name for name, (cid, _) in CHANNELS.items()}
         users = {uid: name for name, (uid, _, _) in USERS.items()}
         for call in self.fake.calls[self.seen :]:
@@ -184,6 +193,19 @@ class Console:
             if call.method in {"views.open", "views.push", "views.update"} and call.response.get("ok"):
                 self.last_view = call.response["view"]
         self.seen = len(self.fake.calls)
+
+    def _due_soon(self, horizon: float) -> bool:
+        from datetime import timedelta
+
+        from sqlalchemy import select
+
+        from storage.db import utcnow
+        from storage.models import OutboxItem
+
+        soon = utcnow() + timedelta(seconds=horizon)
+        with self.bot.deps.transaction() as session:
+            stmt = select(OutboxItem.id).where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= soon)
+            return session.scalar(stmt.limit(1)) is not None
 
     # --- commands --------------------------------------------------------------------------------
 

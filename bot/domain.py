@@ -73,6 +73,30 @@ class CaptureRequest:
 
 
 @dataclass(frozen=True)
+class SimilarItem:
+    """An earlier item shown on a card, with where it was routed."""
+
+    feedback_id: int
+    score: float
+    duplicate: bool
+    text: str
+    linear: str | None = None
+    linear_url: str | None = None
+
+
+@dataclass(frozen=True)
+class Suggested:
+    """The model's suggestion as shown on a card (None when the model was unavailable)."""
+
+    type: str
+    type_confidence: float
+    theme: str | None
+    theme_confidence: float
+    impact: str
+    feedback_score: float
+
+
+@dataclass(frozen=True)
 class CardData:
     """What a triage card shows, as plain values so blocks.py stays a pure function."""
 
@@ -91,3 +115,6 @@ class CardData:
     type_hint: str | None = None
     deleted: bool = False
     edited: bool = False
+    suggested: Suggested | None = None
+    suggestion_note: str | None = None
+    similar: list[SimilarItem] = field(default_factory=list)

@@ -25,6 +25,10 @@ class Retry(Exception):
         self.retry_after = retry_after
 
 
+class Defer(Retry):
+    """Not an error: a prerequisite (the model warming up) is not there yet; the attempt is not counted."""
+
+
 class Permanent(Exception):
     """Retrying cannot help (bad channel, missing permission); the row keeps the error for a human."""
 
@@ -73,6 +77,11 @@ def finish(
         item.status, item.result, item.last_error = "done", result or {}, None
         return
     item.last_error = f"{type(error).__name__}: {error}"[:2000]
+    if isinstance(error, Defer):
+        item.attempts -= 1
+        item.status, item.next_attempt_at = "pending", now + backoff(item.attempts, error.retry_after)
+        log.debug("outbox %s deferred: %s", item.key, error)
+        return
     if isinstance(error, Retry) and item.attempts < max_attempts:
         item.status = "pending"
         item.next_attempt_at = now + backoff(item.attempts, error.retry_after)

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -21,6 +21,14 @@ SLACK_DEFAULT_API_URL = "https://slack.com/api/"
 def _config_file() -> Path:
     """The TOML file is optional; FEEDBACKBOT_CONFIG points elsewhere for tests and deployments."""
     return Path(os.environ.get("FEEDBACKBOT_CONFIG", "feedbackbot.toml"))
+
+
+class ThemeSetting(BaseModel):
+    """One theme of the taxonomy as written in feedbackbot.toml ([[feedback_themes]])."""
+
+    name: str
+    description: str = ""
+    examples: list[str] = Field(default_factory=list)
 
 
 class Settings(BaseSettings):
@@ -44,6 +52,14 @@ class Settings(BaseSettings):
     feedback_receipt_text: str = "Thanks, passed to the product team."
     feedback_max_text: int = 40_000
     channel_cache_seconds: int = 3600
+    feedback_noise_threshold: float = 0.35
+    feedback_duplicate_threshold: float = 0.9
+    feedback_similar_min: float = 0.5
+    feedback_type_examples: dict[str, list[str]] = Field(default_factory=dict)
+    feedback_themes: list[ThemeSetting] = Field(default_factory=list)
+    feedback_embed_backend: Literal["auto", "onnx", "onnx-int8", "torch"] = "auto"
+    feedback_suggestions: bool = True
+    model_wait_seconds: float = 120.0
     outbox_max_attempts: int = 8
     worker_poll_seconds: float = 0.5
 

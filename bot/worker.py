@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
@@ -12,10 +12,11 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import blocks, capture
-from bot.domain import CardData
-from bot.outbox import Handler, Job, Permanent, Retry, begin, finish
+from bot.cards import card_data
+from bot.outbox import Defer, Handler, Job, Permanent, Retry, begin, finish
 from bot.settings import Settings
 from bot.slack import SlackError, SlackGateway
+from bot.suggest import SuggestionService
 from storage import queries
 from storage.db import session_scope, utcnow
 from storage.models import Feedback
@@ -35,38 +36,19 @@ def _slack_errors() -> Iterator[None]:
         raise Permanent(str(exc)) from exc
 
 
-def card_data(fb: Feedback) -> CardData:
-    """What the card shows for a row."""
-    author = f"<@{fb.author_user_id}>" if fb.author_user_id else (fb.customer or fb.author_name or "unknown")
-    if fb.customer and fb.author_user_id:
-        author = f"{fb.customer} (<@{fb.author_user_id}>)"
-    org = "external" if fb.is_external else "internal"
-    if fb.author_team_id:
-        org = f"{org} · {fb.author_team_id}"
-    return CardData(
-        feedback_id=fb.id,
-        text=fb.text,
-        author=author,
-        organisation=org,
-        source=fb.source,
-        method=fb.capture_method,
-        permalink=fb.permalink,
-        channel_id=fb.channel_id,
-        captured_by=fb.captured_by,
-        status=fb.status,
-        tags=list(fb.tags),
-        context=fb.context,
-        type_hint=fb.type_hint,
-        deleted=fb.deleted_at is not None,
-        edited=fb.edited_at is not None,
-    )
-
-
 class Worker:
     """One per process; `drain()` is also called directly by tests and the console for determinism."""
 
-    def __init__(self, *, sessions: sessionmaker[Session], gateway: SlackGateway, settings: Settings):
+    def __init__(
+        self,
+        *,
+        sessions: sessionmaker[Session],
+        gateway: SlackGateway,
+        settings: Settings,
+        suggestions: SuggestionService | None = None,
+    ):
         self.sessions = sessions
+        self.suggestions = suggestions
         self.gateway = gateway
         self.settings = settings
         self.wake = threading.Event()
@@ -188,9 +170,36 @@ class Worker:
         self.wake.set()
         return {"found": msg is not None}
 
+    def _suggest(self, session: Session, fb: Feedback, job: Job) -> str | None:
+        """Suggestions before the card; waits for a warming model, but a broken model never blocks the card."""
+        svc = self.suggestions
+        if svc is None or fb.suggested_at is not None or not fb.text:
+            return None if svc else "suggestions are turned off"
+        if svc.state == "warming":
+            waited = (utcnow() - fb.created_at).total_seconds()
+            if waited < self.settings.model_wait_seconds:
+                raise Defer("the embedding model is still warming up", retry_after=0.5)
+            return "no suggestion (the model was still loading)"
+        if svc.state == "failed":
+            return f"no suggestion ({svc.error})"
+        try:
+            svc.suggest_for(session, fb)
+        except Exception as exc:
+            log.exception("suggestion failed for feedback %s", fb.id)
+            return f"no suggestion ({type(exc).__name__})"
+        return None
+
     def _card(self, session: Session, job: Job) -> dict[str, Any]:
-        """Posts the triage card to the internal channel only, and stores its ts for in-place updates."""
+        """Suggests, filters chatter, then posts the triage card to the internal channel and stores its ts."""
         fb = self._feedback(session, job)
+        note = self._suggest(session, fb, job)
+        if self._is_chatter(fb) and not job.payload.get("promoted"):
+            fb.status = "maybe"
+            queries.add_event(
+                session=session, feedback=fb, kind="filtered", actor=None, detail={"feedback_score": fb.feedback_score}
+            )
+            return {"filtered": True, "feedback_score": fb.feedback_score}
+        capture.enqueue_receipt(session, self.settings, fb)
         channel = self.settings.feedback_triage_channel
         if not channel:
             raise Permanent("FEEDBACK_TRIAGE_CHANNEL is not set; the card waits in the outbox")
@@ -198,17 +207,23 @@ class Worker:
             if not fb.permalink and fb.channel_id and fb.message_ts:
                 fb.permalink = self.gateway.permalink(fb.channel_id, fb.message_ts)
             ts = self.gateway.find_posted(channel, job.key) if job.crashed_mid_send else None
-            text, card_blocks = blocks.card(card_data(fb))
+            text, card_blocks = blocks.card(card_data(session, fb, note))
             ts = ts or self.gateway.post(channel, text, blocks=card_blocks, key=job.key)
         fb.card_channel, fb.card_ts = channel, ts
         return {"channel": channel, "ts": ts}
+
+    def _is_chatter(self, fb: Feedback) -> bool:
+        """Only auto-captures are filtered; a human's capture is feedback by definition."""
+        if fb.capture_method != "auto" or fb.feedback_score is None or len(fb.tags) > 1:
+            return False
+        return fb.feedback_score < self.settings.feedback_noise_threshold
 
     def _card_update(self, session: Session, job: Job) -> dict[str, Any]:
         """chat.update on the stored card; before the card exists the post itself carries the change."""
         fb = self._feedback(session, job)
         if not (fb.card_channel and fb.card_ts):
             return {"skipped": "no card yet"}
-        text, card_blocks = blocks.card(card_data(fb))
+        text, card_blocks = blocks.card(card_data(session, fb))
         with _slack_errors():
             self.gateway.update(fb.card_channel, fb.card_ts, text, blocks=card_blocks)
         return {"ts": fb.card_ts}
@@ -228,6 +243,3 @@ class Worker:
                 fb.channel_id, self.settings.feedback_receipt_text, thread_ts=thread, key=job.key
             )
         return {"ts": ts}
-
-
-Notify = Callable[[], None]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.db import Base, utcnow
@@ -49,6 +49,24 @@ class Feedback(Base):
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(32), default="new")
     needs_hydration: Mapped[bool] = mapped_column(default=False)
+    embedding: Mapped[bytes | None] = mapped_column(LargeBinary)
+    suggested_type: Mapped[str | None] = mapped_column(String(64))
+    type_confidence: Mapped[float | None] = mapped_column(Float)
+    suggested_theme: Mapped[str | None] = mapped_column(String(64))
+    theme_confidence: Mapped[float | None] = mapped_column(Float)
+    suggested_impact: Mapped[str | None] = mapped_column(String(16))
+    feedback_score: Mapped[float | None] = mapped_column(Float)
+    similar: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    suggested_at: Mapped[datetime | None] = mapped_column()
+    type: Mapped[str | None] = mapped_column(String(64))
+    theme: Mapped[str | None] = mapped_column(String(64))
+    impact: Mapped[str | None] = mapped_column(String(16))
+    owner_id: Mapped[str | None] = mapped_column(String(32))
+    reason: Mapped[str | None] = mapped_column(Text)
+    duplicate_of_id: Mapped[int | None] = mapped_column(ForeignKey("feedback.id", ondelete="SET NULL"), index=True)
+    triaged_by: Mapped[str | None] = mapped_column(String(32))
+    triaged_at: Mapped[datetime | None] = mapped_column()
+    rev: Mapped[int] = mapped_column(default=0)
     card_channel: Mapped[str | None] = mapped_column(String(32))
     card_ts: Mapped[str | None] = mapped_column(String(32))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -61,6 +79,38 @@ class Feedback(Base):
     )
 
     __table_args__ = (Index("ix_feedback_channel_ts", "channel_id", "message_ts"),)
+
+
+class Theme(Base):
+    """The theme taxonomy: seeded from configuration, editable without code changes."""
+
+    __tablename__ = "theme"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    examples: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class LinearLink(Base):
+    """A feedback item attached to a Linear issue; several items on one issue are demand."""
+
+    __tablename__ = "linear_link"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    feedback_id: Mapped[int] = mapped_column(ForeignKey("feedback.id", ondelete="CASCADE"), index=True)
+    issue_id: Mapped[str] = mapped_column(String(64), index=True)
+    identifier: Mapped[str | None] = mapped_column(String(32))
+    url: Mapped[str | None] = mapped_column(String(1024))
+    title: Mapped[str | None] = mapped_column(String(512))
+    state_type: Mapped[str | None] = mapped_column(String(32))
+    state_name: Mapped[str | None] = mapped_column(String(64))
+    via: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("feedback_id", "issue_id"),)
 
 
 class FeedbackEvent(Base):

@@ -6,12 +6,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from storage.db import utcnow
-from storage.models import Channel, Feedback, FeedbackEvent, OutboxItem
+from storage.models import Channel, Feedback, FeedbackEvent, LinearLink, OutboxItem, Theme
 
 
 def feedback_by_key(*, session: Session, dedupe_key: str) -> Feedback | None:
@@ -135,3 +135,41 @@ def outbox_counts(*, session: Session) -> dict[str, int]:
     for status, _ in rows:
         counts[status] = counts.get(status, 0) + 1
     return counts
+
+
+def themes(*, session: Session) -> Sequence[Theme]:
+    """The taxonomy, in creation order."""
+    return session.scalars(select(Theme).order_by(Theme.id)).all()
+
+
+def ensure_theme(*, session: Session, name: str, description: str, examples: list[str]) -> Theme:
+    """Adds a theme unless one of that name exists (configuration seeds, the table then rules)."""
+    row = session.scalar(select(Theme).where(Theme.name == name))
+    if row is None:
+        row = Theme(name=name, description=description, examples=examples)
+        session.add(row)
+        session.flush()
+    return row
+
+
+def embedded_feedback(*, session: Session) -> Sequence[Feedback]:
+    """Every item with a stored embedding, for rebuilding the in-memory index at start."""
+    return session.scalars(select(Feedback).where(Feedback.embedding.is_not(None)).order_by(Feedback.id)).all()
+
+
+def unembedded_feedback(*, session: Session, limit: int = 256) -> Sequence[Feedback]:
+    """Items captured before the model was present, for backfill-embeddings."""
+    stmt = select(Feedback).where(Feedback.embedding.is_(None), Feedback.text != "").order_by(Feedback.id)
+    return session.scalars(stmt.limit(limit)).all()
+
+
+def first_link(*, session: Session, feedback_id: int) -> LinearLink | None:
+    """The Linear issue an item was routed or linked to (the earliest confirmed one)."""
+    stmt = select(LinearLink).where(LinearLink.feedback_id == feedback_id, LinearLink.status == "linked")
+    return session.scalar(stmt.order_by(LinearLink.id).limit(1))
+
+
+def count_unembedded(*, session: Session) -> int:
+    """How many items still lack an embedding."""
+    stmt = select(func.count()).select_from(Feedback).where(Feedback.embedding.is_(None), Feedback.text != "")
+    return int(session.scalar(stmt) or 0)

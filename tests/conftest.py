@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 
 from app import create_app
 from bot.console import Console
+from bot.embedder import Embedder
 from bot.settings import Settings
 
 PAYLOADS = Path(__file__).parent / "payloads"
@@ -76,9 +77,21 @@ def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return request.getfixturevalue("pg_url")
 
 
+_EMBEDDER: list[Embedder] = []
+
+
+def shared_embedder() -> Embedder:
+    """One loaded model for the whole test session (loading it per test would dominate the run time)."""
+    if not _EMBEDDER:
+        embedder = Embedder()
+        embedder.load()
+        _EMBEDDER.append(embedder)
+    return _EMBEDDER[0]
+
+
 def start_console(database_url: str, **overrides: Any) -> Console:
     """The real app behind real HTTP, with the fake Slack, the way `feedbackbot console` runs it."""
-    return Console(make_settings(database_url, **overrides), create_app, io.StringIO())
+    return Console(make_settings(database_url, **overrides), create_app, io.StringIO(), embedder=shared_embedder())
 
 
 @pytest.fixture

@@ -124,19 +124,20 @@ def test_odd_events_are_ignored_without_crashing(bot: Console) -> None:
 
 
 def test_huge_emoji_only_and_odd_text_are_stored_safely(bot: Console) -> None:
-    huge = customer_message(bot, "x" * 45_000)
+    huge = customer_message(bot, "The export to CSV fails for large reports and we lose data. " * 800)
     emoji = customer_message(bot, ":tada: 🎉")
-    ctrl = customer_message(bot, "bad\x00bytes \ud800 here")
+    ctrl = customer_message(bot, "The dashboard shows bad\x00bytes \ud800 in the revenue chart")
     for env in (huge, emoji, ctrl):
         assert send(bot, env) == 200
     bot.settle()
     by_ts = {f.message_ts: f for f in rows(bot)}
     big = by_ts[huge["event"]["ts"]]
     assert len(big.text) == 40_000 and big.text_truncated
-    assert by_ts[emoji["event"]["ts"]].text == ":tada: 🎉"
+    tada = by_ts[emoji["event"]["ts"]]
+    assert tada.text == ":tada: 🎉" and tada.status == "maybe", "chatter is stored, just not carded"
     assert "\x00" not in by_ts[ctrl["event"]["ts"]].text
     cards = posts_to(bot, "C0TRIAGE")
-    assert len(cards) == 3
+    assert len(cards) == 2
     assert all(len(b.get("text", {}).get("text", "")) <= 3000 for c in cards for b in c.args["blocks"])
 
 
@@ -343,7 +344,7 @@ def test_reply_receipt_retries_429_after_retry_after_and_never_twice(sqlite_url:
         bot.fake.fail_next("chat.postMessage", status=429, retry_after=1)
         env = customer_message(bot)
         send(bot, env)
-        bot.settle()
+        bot.settle(horizon=0)
         box = outbox(bot)
         first = box["card:1"] if box["card:1"].status == "pending" else box["receipt:1"]
         assert first.status == "pending" and "rate limited" in (first.last_error or "")
@@ -362,14 +363,14 @@ def test_5xx_is_retried_and_permanent_errors_keep_the_row(bot: Console) -> None:
     bot.fake.fail_next("reactions.add", status=503)
     env = customer_message(bot)
     send(bot, env)
-    bot.settle()
+    bot.settle(horizon=0)
     assert outbox(bot)["receipt:1"].status == "pending"
     with bot.bot.deps.transaction() as s:
         s.get(OutboxItem, outbox(bot)["receipt:1"].id).next_attempt_at = utcnow()
     bot.settle()
     assert outbox(bot)["receipt:1"].status == "done"
     bot.fake.fail_next("chat.postMessage", error="channel_not_found")
-    send(bot, customer_message(bot, "second"))
+    send(bot, customer_message(bot, "Search results ignore the date filter on the audit log page"))
     bot.settle()
     card = outbox(bot)["card:2"]
     assert card.status == "failed" and "channel_not_found" in (card.last_error or "")

@@ -1,0 +1,150 @@
+"""`feedbackbot eval`: how well the type suggestions match a labelled CSV (zero-shot or after training)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bot.classify import DEFAULT_TYPES, LabelModel, make_text_classifier
+from bot.embedder import Embedder
+
+log = logging.getLogger(__name__)
+
+
+class EvaluationError(ValueError):
+    """A user-facing problem with the evaluation input (missing file, column, or rows)."""
+
+
+@dataclass
+class _Rows:
+    texts: list[str]
+    labels: list[str]
+
+
+def read_rows(path: str | Path, text_column: str = "text", label_column: str = "label") -> _Rows:
+    """Read non-empty (text, label) rows, with clear errors for a missing file, column or data."""
+    p = Path(path)
+    if not p.is_file():
+        raise EvaluationError(f"File not found: {p}")
+    with p.open(newline="", encoding="utf-8-sig") as fh:
+        reader = csv.DictReader(fh)
+        columns = reader.fieldnames or []
+        if not columns:
+            raise EvaluationError(f"{p} is empty: expected a header row with {text_column!r} and {label_column!r}")
+        for col in (text_column, label_column):
+            if col not in columns:
+                raise EvaluationError(f"{p} has no column {col!r} (columns: {', '.join(columns)})")
+        rows = [((r.get(text_column) or "").strip(), (r.get(label_column) or "").strip()) for r in reader]
+    rows = [(t, y) for t, y in rows if t and y]
+    if not rows:
+        raise EvaluationError(f"{p} has no rows with both {text_column!r} and {label_column!r} filled in")
+    return _Rows([t for t, _ in rows], [y for _, y in rows])
+
+
+def evaluate(
+    path: str | Path,
+    *,
+    train_path: str | Path | None = None,
+    text_column: str = "text",
+    label_column: str = "label",
+    embedder: Embedder | None = None,
+) -> str:
+    """Score the shipped type model on a CSV; the last line is exactly `macro-F1 0.XXX`."""
+    test = read_rows(path, text_column, label_column)
+    train = read_rows(train_path, text_column, label_column) if train_path is not None else None
+    emb = embedder or Embedder()
+    lines: list[str] = []
+    if train is None:
+        model = LabelModel(DEFAULT_TYPES, emb.encode)
+        keep, y_true = _map_labels(model, test.labels, lines)
+    else:
+        uses_types = all(LabelModel(DEFAULT_TYPES).canonical(y) for y in train.labels)
+        model = LabelModel(DEFAULT_TYPES if uses_types else None, emb.encode)
+        train_y = [model.canonical(y) or y for y in train.labels]
+        keep, y_true = _map_known(model, test.labels, sorted(set(train_y)), lines)
+    texts = [test.texts[i] for i in keep]
+    if not texts:
+        raise EvaluationError("No evaluation rows have a label the model knows")
+    x = emb.encode(texts)
+    for v in x:
+        model.observe(v)
+    lines.insert(0, f"Evaluating {len(texts)} rows from {path}" + (f", trained on {train_path}" if train else ""))
+    if train is not None:
+        x_train = emb.encode(train.texts)
+        for t, v, y in zip(train.texts, x_train, train_y, strict=True):
+            model.add_example(t, v, y)
+        model.refit()
+        lines += _baselines(train.texts, x_train, train_y, texts, x, y_true)
+    y_pred = [model.predict(t, v)[0] for t, v in zip(texts, x, strict=True)]
+    title = "shipped model (" + ("zero-shot prior + learned classifier" if train else "zero-shot") + ")"
+    table, macro = _report(y_true, y_pred)
+    lines += [f"== {title} ==", table, f"macro-F1 {macro:.3f}"]
+    return "\n".join(lines)
+
+
+def _map_labels(model: LabelModel, labels: list[str], lines: list[str]) -> tuple[list[int], list[str]]:
+    keep, mapped, unknown = [], [], []
+    for i, y in enumerate(labels):
+        name = model.canonical(y)
+        if name is None:
+            unknown.append(y)
+        else:
+            keep.append(i)
+            mapped.append(name)
+    _note_skipped(unknown, lines, "match no configured type or alias")
+    return keep, mapped
+
+
+def _map_known(model: LabelModel, labels: list[str], known: list[str], lines: list[str]) -> tuple[list[int], list[str]]:
+    by_key = {k.casefold(): k for k in known}
+    keep, mapped, unknown = [], [], []
+    for i, y in enumerate(labels):
+        name = by_key.get((model.canonical(y) or y).casefold())
+        if name is None:
+            unknown.append(y)
+        else:
+            keep.append(i)
+            mapped.append(name)
+    _note_skipped(unknown, lines, "never appear in the training data")
+    return keep, mapped
+
+
+def _note_skipped(unknown: list[str], lines: list[str], why: str) -> None:
+    if unknown:
+        distinct = sorted(set(unknown))
+        lines.append(f"Skipped {len(unknown)} rows whose labels {why}: {', '.join(distinct[:10])}")
+
+
+def _baselines(
+    train_texts: list[str],
+    x_train: np.ndarray,
+    train_y: list[str],
+    texts: list[str],
+    x: np.ndarray,
+    y_true: list[str],
+) -> list[str]:
+    """TF-IDF-only and embedding-only classifiers trained on the same rows, for comparison."""
+    from sklearn.linear_model import LogisticRegression
+
+    if len(set(train_y)) < 2:
+        return ["(baselines skipped: the training data has a single label)"]
+    out: list[str] = []
+    text_clf = make_text_classifier().fit(train_texts, train_y)
+    emb_clf = LogisticRegression(C=4.0, max_iter=300).fit(x_train, train_y)
+    for name, pred in (("TF-IDF baseline", text_clf.predict(texts)), ("embedding baseline", emb_clf.predict(x))):
+        table, macro = _report(y_true, [str(p) for p in pred])
+        out += [f"== {name} ==", table, f"{name} macro-F1 {macro:.3f}", ""]
+    return out
+
+
+def _report(y_true: list[str], y_pred: list[str]) -> tuple[str, float]:
+    from sklearn.metrics import classification_report, f1_score
+
+    labels = sorted(set(y_true))
+    table = classification_report(y_true, y_pred, labels=labels, digits=3, zero_division=0)
+    macro = float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
+    return str(table).rstrip(), macro

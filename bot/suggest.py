@@ -1,0 +1,200 @@
+"""Suggestions wired to storage: warm the model off the start-up path, remember embeddings, learn from triage."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import replace
+
+import numpy as np
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.classify import DEFAULT_THEMES, DEFAULT_TYPES, LabelModel, LabelSpec, Suggester, Suggestion
+from bot.embedder import Embedder
+from bot.settings import Settings, ThemeSetting
+from storage import queries
+from storage.db import session_scope, utcnow
+from storage.models import Feedback
+
+log = logging.getLogger(__name__)
+
+
+def to_blob(vec: np.ndarray) -> bytes:
+    """Normalised float32, stored as raw bytes (384 x 4 = 1536 bytes a row)."""
+    return np.asarray(vec, dtype=np.float32).tobytes()
+
+
+def from_blob(blob: bytes) -> np.ndarray:
+    """Inverse of to_blob."""
+    return np.frombuffer(blob, dtype=np.float32)
+
+
+def type_specs(settings: Settings) -> list[LabelSpec]:
+    """Default types with any extra prototype sentences from configuration."""
+    extra = {k.lower(): v for k, v in settings.feedback_type_examples.items()}
+    return [replace(spec, examples=[*spec.examples, *extra.get(spec.name.lower(), [])]) for spec in DEFAULT_TYPES]
+
+
+def seed_themes(session: Session, settings: Settings) -> list[LabelSpec]:
+    """Configuration (or the defaults) seeds the theme table once; the table is the source of truth after."""
+    configured = settings.feedback_themes or [
+        ThemeSetting(name=t.name, description=t.description, examples=list(t.examples)) for t in DEFAULT_THEMES
+    ]
+    for theme in configured:
+        queries.ensure_theme(
+            session=session, name=theme.name, description=theme.description, examples=list(theme.examples)
+        )
+    return [LabelSpec(t.name, t.description, list(t.examples), []) for t in queries.themes(session=session)]
+
+
+class SuggestionService:
+    """Owns the Suggester; `state` is warming until the model and the stored items are loaded."""
+
+    def __init__(self, settings: Settings, sessions: sessionmaker[Session], embedder: Embedder | None = None):
+        self.settings = settings
+        self.sessions = sessions
+        self.embedder = embedder or Embedder(backend=settings.feedback_embed_backend)
+        self.suggester: Suggester | None = None
+        self.ready = threading.Event()
+        self.settled = threading.Event()
+        self.error: str | None = None
+        self._refit_lock = threading.Lock()
+        self._refit_pending = threading.Event()
+
+    @property
+    def state(self) -> str:
+        """warming | ready | failed."""
+        if self.error:
+            return "failed"
+        return "ready" if self.ready.is_set() else "warming"
+
+    def start(self) -> threading.Thread:
+        """Loads in a background thread so neither start-up nor the ack path waits for the model."""
+        thread = threading.Thread(target=self._load, name="suggestions-warm", daemon=True)
+        thread.start()
+        return thread
+
+    def _load(self) -> None:
+        try:
+            self.embedder.load()
+            with session_scope(self.sessions) as session:
+                themes = seed_themes(session, self.settings)
+            suggester = Suggester(
+                self.embedder,
+                types=type_specs(self.settings),
+                themes=themes,
+                duplicate_threshold=self.settings.feedback_duplicate_threshold,
+            )
+            suggester.warm()
+            self.suggester = suggester
+            self._load_history()
+            self.ready.set()
+            log.info("suggestions ready (%s backend, %d items indexed)", self.embedder.backend, len(suggester.index))
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            log.error("suggestions unavailable: %s", self.error)
+        finally:
+            self.settled.set()
+
+    def _load_history(self) -> None:
+        """Rebuilds the in-memory index and the learned labels from the database."""
+        assert self.suggester is not None
+        with session_scope(self.sessions) as session:
+            for fb in queries.embedded_feedback(session=session):
+                assert fb.embedding is not None
+                self._remember(fb, from_blob(fb.embedding), refit=False)
+        self.refit()
+
+    def _remember(self, fb: Feedback, vec: np.ndarray, *, refit: bool) -> None:
+        assert self.suggester is not None
+        if fb.deleted_at is None and fb.status != "not_feedback":
+            self.suggester.index.add(fb.id, vec)
+        for model, label in self._labels(fb):
+            model.add_example(fb.text, vec, label)
+        if refit:
+            self.schedule_refit()
+
+    def _labels(self, fb: Feedback) -> list[tuple[LabelModel, str]]:
+        """Confirmed type/theme and the feedback-vs-chatter verdict are training labels."""
+        s = self.suggester
+        assert s is not None
+        labels: list[tuple[LabelModel, str]] = []
+        confirmed_type, confirmed_theme = fb.type, fb.theme
+        if confirmed_type:
+            labels.append((s.types, confirmed_type))
+        if confirmed_theme:
+            labels.append((s.themes, confirmed_theme))
+        if fb.status == "not_feedback":
+            labels.append((s.chatter, "chatter"))
+        elif confirmed_type or fb.status not in {"new", "maybe"}:
+            labels.append((s.chatter, "feedback"))
+        return labels
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """Batch embedding for backfills."""
+        return self.embedder.encode(texts)
+
+    def suggest_for(self, session: Session, fb: Feedback) -> Suggestion:
+        """Embeds once (stored with the row), suggests, records the suggestion and indexes the item."""
+        assert self.suggester is not None
+        vec = from_blob(fb.embedding) if fb.embedding else self.embedder.encode([fb.text])[0]
+        suggestion = self.suggester.suggest(fb.text, vec, exclude_id=fb.id)
+        fb.embedding = to_blob(suggestion.embedding)
+        fb.suggested_type, fb.type_confidence = suggestion.type, float(suggestion.type_confidence)
+        fb.suggested_theme, fb.theme_confidence = suggestion.theme, float(suggestion.theme_confidence)
+        fb.suggested_impact, fb.feedback_score = suggestion.impact, float(suggestion.feedback_score)
+        fb.similar = [
+            {"id": h.feedback_id, "score": round(float(h.score), 3), "duplicate": bool(h.duplicate)}
+            for h in suggestion.similar
+            if h.score >= self.settings.feedback_similar_min
+        ]
+        fb.suggested_at = utcnow()
+        if fb.deleted_at is None:
+            self.suggester.index.add(fb.id, suggestion.embedding)
+        return suggestion
+
+    def learn(self, fb: Feedback) -> None:
+        """A staff decision on a card is training data; the refit runs in the background."""
+        if self.suggester is None or not fb.embedding:
+            return
+        vec = from_blob(fb.embedding)
+        if fb.status == "not_feedback" or fb.deleted_at is not None:
+            self.suggester.index.remove(fb.id)
+        for model, label in self._labels(fb):
+            model.add_example(fb.text, vec, label)
+        self.schedule_refit()
+
+    def schedule_refit(self) -> None:
+        """Coalesces bursts of corrections into one refit on a background thread."""
+        if self._refit_pending.is_set():
+            return
+        self._refit_pending.set()
+        threading.Thread(target=self.refit, name="suggestions-refit", daemon=True).start()
+
+    def refit(self) -> None:
+        """Refits every model; predictions keep using the old model until the new one is swapped in."""
+        with self._refit_lock:
+            self._refit_pending.clear()
+            if self.suggester is None:
+                return
+            for model in (self.suggester.types, self.suggester.themes, self.suggester.chatter):
+                model.refit()
+
+
+def backfill(service: SuggestionService, *, batch: int = 64, progress: bool = True) -> int:
+    """Embeds items stored before the model was present, in batches, with a progress bar."""
+    from tqdm import tqdm
+
+    with session_scope(service.sessions) as session:
+        total = queries.count_unembedded(session=session)
+    done = 0
+    with tqdm(total=total, unit="item", disable=not progress) as bar:
+        while True:
+            with session_scope(service.sessions) as session:
+                rows = list(queries.unembedded_feedback(session=session, limit=batch))
+                if not rows:
+                    return done
+                for fb, vec in zip(rows, service.embed([r.text for r in rows]), strict=True):
+                    fb.embedding = to_blob(vec)
+                done += len(rows)
+                bar.update(len(rows))

@@ -1,0 +1,77 @@
+"""`feedbackbot eval` report: format of the last line, training mode, input errors."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+
+from bot.embedder import Embedder
+from bot.evaluate import EvaluationError, evaluate
+
+SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "feedback_sample.csv"
+LAST = re.compile(r"^macro-F1 \d\.\d{3}$")
+
+
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    emb = Embedder()
+    emb.load()
+    return emb
+
+
+@pytest.fixture(scope="session")
+def split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    with SAMPLE.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    out = tmp_path_factory.mktemp("eval")
+    paths = out / "train.csv", out / "test.csv"
+    for path, part in zip(paths, (rows[::2], rows[1::2]), strict=True):
+        with path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["text", "label", "theme"])
+            writer.writeheader()
+            writer.writerows(part)
+    return paths
+
+
+@pytest.mark.slow
+def test_zero_shot_report(embedder: Embedder, tmp_path: Path) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text(SAMPLE.read_text() + "Where is the door?,Nonsense,Reporting\n")
+    report = evaluate(data, embedder=embedder)
+    print(report)
+    assert LAST.match(report.splitlines()[-1])
+    assert "Skipped 1 rows" in report and "Nonsense" in report and "Feature request" in report
+
+
+@pytest.mark.slow
+def test_trained_report_with_baselines(embedder: Embedder, split: tuple[Path, Path]) -> None:
+    train, test = split
+    report = evaluate(test, train_path=train, embedder=embedder)
+    print(report)
+    assert LAST.match(report.splitlines()[-1])
+    assert "TF-IDF baseline" in report and "embedding baseline" in report
+
+
+@pytest.mark.slow
+def test_trained_with_own_label_set(embedder: Embedder, split: tuple[Path, Path]) -> None:
+    train, test = split
+    report = evaluate(test, train_path=train, label_column="theme", embedder=embedder)
+    assert LAST.match(report.splitlines()[-1]) and "Permissions" in report
+
+
+def test_bad_column_missing_file_empty_csv(tmp_path: Path) -> None:
+    with pytest.raises(EvaluationError, match="no column 'kind'"):
+        evaluate(SAMPLE, label_column="kind")
+    with pytest.raises(EvaluationError, match="File not found"):
+        evaluate(tmp_path / "missing.csv")
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(EvaluationError, match="empty"):
+        evaluate(empty)
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("text,label\n")
+    with pytest.raises(EvaluationError, match="no rows"):
+        evaluate(header_only)
