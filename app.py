@@ -24,6 +24,8 @@ from slack_sdk import WebClient
 import handlers
 from bot.deps import Deps
 from bot.embedder import Embedder
+from bot.linear import LinearClient
+from bot.routing import LinearJobs
 from bot.settings import Settings
 from bot.slack import SlackGateway
 from bot.suggest import SuggestionService
@@ -95,6 +97,12 @@ def create_app(
     if suggestions:
         suggestions.start()
     worker = Worker(sessions=sessions, gateway=gateway, settings=settings, suggestions=suggestions)
+    if settings.linear_ready():
+        assert settings.linear_api_key is not None
+        linear = LinearClient(settings.linear_api_key.get_secret_value(), base_url=settings.linear_api_url)
+        jobs = LinearJobs(settings, linear, gateway)
+        worker.register("linear.create", jobs.create)
+        worker.register("linear.link", jobs.link)
     deps = Deps(settings=settings, sessions=sessions, gateway=gateway, worker=worker)
     executor = TrackingExecutor()
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None

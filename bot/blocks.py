@@ -6,11 +6,12 @@ import json
 from enum import StrEnum
 from typing import Any
 
-from bot.domain import SOURCES, CardData, FeedbackType
+from bot.domain import CLOSED, IMPACTS, SOURCES, CardData, FeedbackType, HomeItem, TriageView
 
 SECTION_LIMIT = 3000
 VERBATIM_LIMIT = 2800
 MODAL_TEXT_LIMIT = 3000
+HOME_BLOCK_LIMIT = 100
 
 
 class Callback(StrEnum):
@@ -22,10 +23,43 @@ class Callback(StrEnum):
     FEEDBACK_MODAL = "feedback_modal"
 
 
+class Action(StrEnum):
+    """action_ids of the triage controls (cards and App Home); one listener handles the `triage.` prefix."""
+
+    TYPE = "triage.type"
+    THEME = "triage.theme"
+    IMPACT = "triage.impact"
+    OWNER = "triage.owner"
+    ROUTE = "triage.route_linear"
+    LINK = "triage.link_linear"
+    ROADMAP = "triage.roadmap"
+    QUICK_WIN = "triage.quick_win"
+    WONT_DO = "triage.wont_do"
+    DUPLICATE = "triage.duplicate"
+    NOT_FEEDBACK = "triage.not_feedback"
+    UNDO = "triage.undo"
+    PROMOTE = "triage.promote"
+    HOME_FILTER = "home.filter"
+
+
+MODAL_ACTIONS = {Action.LINK, Action.WONT_DO, Action.DUPLICATE}
+
+
+class TriageModal(StrEnum):
+    """callback_ids of the modals some triage buttons open."""
+
+    LINK = "triage_link_modal"
+    WONT_DO = "triage_wont_do_modal"
+    DUPLICATE = "triage_duplicate_modal"
+
+
 class Field(StrEnum):
     """block_id == action_id of every modal input, so state lookups are one name."""
 
     VERBATIM = "verbatim"
+    REASON = "reason"
+    ISSUE = "issue"
+    ORIGINAL = "original"
     CONTEXT = "context"
     SOURCE = "source"
     TYPE_HINT = "type_hint"
@@ -72,7 +106,7 @@ def card(data: CardData) -> tuple[str, list[dict[str, Any]]]:
     ]
     if data.context:
         blocks.append({"type": "section", "block_id": "context", "text": _mrkdwn(f"*Context*\n{data.context}")})
-    facts = [f"*Status:* {status}", f"*Item:* #{data.feedback_id}"]
+    facts = [f"*Item:* #{data.feedback_id}"] if data.triage else [f"*Status:* {status}", f"*Item:* #{data.feedback_id}"]
     if data.captured_by:
         facts.append(f"*Captured by:* <@{data.captured_by}>")
     if data.type_hint:
@@ -83,6 +117,16 @@ def card(data: CardData) -> tuple[str, list[dict[str, Any]]]:
     blocks.append({"type": "section", "block_id": "suggestion", "text": _mrkdwn(_suggestion_text(data))})
     if data.similar:
         blocks.append({"type": "section", "block_id": "similar", "text": _mrkdwn(_similar_text(data))})
+    if data.triage is not None:
+        blocks.extend(
+            triage_blocks(
+                data.triage,
+                data.status,
+                data.suggested.type if data.suggested else None,
+                data.suggested.theme if data.suggested else None,
+                shown_status=status,
+            )
+        )
     fallback = truncate(f"Feedback #{data.feedback_id} from {header}: {data.text}", 3000)
     return fallback, blocks
 
@@ -107,6 +151,95 @@ def _similar_text(data: CardData) -> str:
         )
         lines.append(f"• #{item.feedback_id} ({item.score:.2f}){dup}{linear}: {truncate(item.text, 200)}")
     return "\n".join(lines)
+
+
+def _button(action: Action, label: str, ref: str, style: str | None = None) -> dict[str, Any]:
+    el: dict[str, Any] = {"type": "button", "action_id": action.value, "text": _plain(label, 75), "value": ref}
+    if style:
+        el["style"] = style
+    return el
+
+
+def _option_select(action: Action, placeholder: str, options: list[str], chosen: str | None) -> dict[str, Any]:
+    opts = [{"text": _plain(o, 75), "value": o[:150]} for o in options[:100]]
+    el: dict[str, Any] = {
+        "type": "static_select",
+        "action_id": action.value,
+        "placeholder": _plain(placeholder, 150),
+        "options": opts,
+    }
+    if chosen in options:
+        el["initial_option"] = next(o for o in opts if o["value"] == chosen)
+    return el
+
+
+def _decisions(t: TriageView, status: str) -> str:
+    parts = [f"*Status:* {status}"]
+    if t.owner_id:
+        parts.append(f"*Owner:* <@{t.owner_id}>")
+    if t.reason:
+        parts.append(f"*Reason:* {truncate(t.reason, 500)}")
+    if t.duplicate_of:
+        parts.append(f"*Duplicate of* #{t.duplicate_of}")
+    for link in t.links:
+        label = f"<{link.url}|{link.identifier}>" if link.url else link.identifier
+        state = f" ({link.state})" if link.state else ""
+        demand = f" · {link.demand} request{'s' if link.demand != 1 else ''}" if link.status == "linked" else ""
+        note = {
+            "pending": " · sending to Linear…",
+            "failed": f" · *failed:* {link.error or 'see logs'}",
+            "unlinked": " · unlinked",
+        }.get(link.status, "")
+        parts.append(f"*Linear:* {label}{state}{demand}{note}")
+    if t.requesters:
+        parts.append(f"*Also requested by:* {', '.join(t.requesters[:20])}")
+    if t.last_action:
+        parts.append(f"_{t.last_action}_")
+    return "\n".join(parts)
+
+
+def triage_controls(
+    t: TriageView, status: str, suggested_type: str | None = None, suggested_theme: str | None = None
+) -> list[dict[str, Any]]:
+    """The actions blocks shared by cards and App Home; a closed item keeps only Undo."""
+    if status in CLOSED:
+        return [{"type": "actions", "block_id": f"u.{t.ref}", "elements": [_button(Action.UNDO, "Undo", t.ref)]}]
+    selects = [
+        _option_select(Action.TYPE, "Type", [ft.value for ft in FeedbackType], t.type or suggested_type),
+        _option_select(Action.THEME, "Theme", t.themes or ["(no themes)"], t.theme or suggested_theme),
+        _option_select(Action.IMPACT, "Impact", list(IMPACTS), t.impact),
+        {
+            "type": "users_select",
+            "action_id": Action.OWNER.value,
+            "placeholder": _plain("Owner", 150),
+            **({"initial_user": t.owner_id} if t.owner_id else {}),
+        },
+    ]
+    buttons = [
+        _button(Action.ROUTE, "Route to Linear", t.ref, "primary"),
+        _button(Action.LINK, "Link Linear issue", t.ref),
+        _button(Action.ROADMAP, "Add to roadmap", t.ref),
+        _button(Action.QUICK_WIN, "Quick win", t.ref),
+        _button(Action.WONT_DO, "Won't do", t.ref, "danger"),
+        _button(Action.DUPLICATE, "Duplicate of…", t.ref),
+        _button(Action.NOT_FEEDBACK, "Not feedback", t.ref),
+    ]
+    if t.can_undo:
+        buttons.append(_button(Action.UNDO, "Undo", t.ref))
+    return [
+        {"type": "actions", "block_id": f"s.{t.ref}", "elements": selects},
+        {"type": "actions", "block_id": f"b.{t.ref}", "elements": buttons},
+    ]
+
+
+def triage_blocks(
+    t: TriageView, status: str, suggested_type: str | None, suggested_theme: str | None, *, shown_status: str
+) -> list[dict[str, Any]]:
+    """Decisions so far, then the controls."""
+    return [
+        {"type": "section", "block_id": "decisions", "text": _mrkdwn(_decisions(t, shown_status))},
+        *triage_controls(t, status, suggested_type, suggested_theme),
+    ]
 
 
 def _input(
@@ -194,14 +327,106 @@ def feedback_modal(*, metadata: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def home(items: list[tuple[int, str, str, str]]) -> dict[str, Any]:
-    """App Home: the latest captured items (id, status, who, text)."""
+def _home_item(item: HomeItem) -> list[dict[str, Any]]:
+    head = f"*#{item.feedback_id}* · {item.status} · {item.who}\n{quote(item.text, 280)}"
+    blocks: list[dict[str, Any]] = [{"type": "section", "text": _mrkdwn(head)}]
+    if item.status == "maybe":
+        ref = item.triage.ref
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": f"m.{ref}",
+                "elements": [
+                    _button(Action.PROMOTE, "Promote to feedback", ref, "primary"),
+                    _button(Action.NOT_FEEDBACK, "Not feedback", ref),
+                ],
+            }
+        )
+        return blocks
+    return blocks + triage_controls(item.triage, item.status, item.suggested_type, item.suggested_theme)
+
+
+def home(
+    sections: list[tuple[str, list[HomeItem]]], *, filters: dict[str, str], themes: list[str], staff: bool = True
+) -> dict[str, Any]:
+    """App Home: the triage queue with filters, assigned to me, roadmap backlog, and the "maybe" list."""
     blocks: list[dict[str, Any]] = [{"type": "header", "text": _plain("Feedback Loop", 150)}]
-    if not items:
-        blocks.append({"type": "section", "text": _mrkdwn("No feedback captured yet.")})
-    for fid, status, who, text in items[:40]:
-        blocks.append({"type": "section", "text": _mrkdwn(f"*#{fid}* · {status} · {who}\n{quote(text, 280)}")})
-    return {"type": "home", "blocks": blocks}
+    if not staff:
+        blocks.append({"type": "section", "text": _mrkdwn("Feedback Loop is used by the team that installed it.")})
+        return {"type": "home", "blocks": blocks}
+    any_type, any_theme = "Any type", "Any theme"
+    blocks.append(
+        {
+            "type": "actions",
+            "block_id": "home_filters",
+            "elements": [
+                {
+                    **_option_select(
+                        Action.HOME_FILTER,
+                        "Type",
+                        [any_type] + [t.value for t in FeedbackType],
+                        filters.get("type", any_type),
+                    ),
+                    "action_id": f"{Action.HOME_FILTER.value}.type",
+                },
+                {
+                    **_option_select(
+                        Action.HOME_FILTER, "Theme", [any_theme, *themes], filters.get("theme", any_theme)
+                    ),
+                    "action_id": f"{Action.HOME_FILTER.value}.theme",
+                },
+            ],
+        }
+    )
+    for title, items in sections:
+        blocks.append({"type": "header", "text": _plain(f"{title} ({len(items)})", 150)})
+        if not items:
+            blocks.append({"type": "context", "elements": [_mrkdwn("Nothing here.")]})
+        for item in items:
+            chunk = _home_item(item)
+            if len(blocks) + len(chunk) > HOME_BLOCK_LIMIT - 1:
+                blocks.append({"type": "context", "elements": [_mrkdwn("More items than fit; narrow the filters.")]})
+                return {"type": "home", "blocks": blocks, "private_metadata": json.dumps(filters)}
+            blocks.extend(chunk)
+    return {"type": "home", "blocks": blocks, "private_metadata": json.dumps(filters)}
+
+
+def _triage_modal(callback: TriageModal, title: str, ref: str, block: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "modal",
+        "callback_id": callback.value,
+        "title": _plain(title, 24),
+        "submit": _plain("Save", 24),
+        "close": _plain("Cancel", 24),
+        "private_metadata": ref,
+        "blocks": [block],
+    }
+
+
+def wont_do_modal(ref: str) -> dict[str, Any]:
+    """Won't do needs a reason: it goes on the card and into the quarterly review."""
+    return _triage_modal(
+        TriageModal.WONT_DO,
+        "Won't do",
+        ref,
+        _input(Field.REASON, "Why not?", _text_input(), hint="The customer may hear this."),
+    )
+
+
+def link_modal(ref: str) -> dict[str, Any]:
+    """Link to an existing Linear issue by key or URL."""
+    el = {"type": "plain_text_input", "placeholder": _plain("ENG-123 or https://linear.app/…/issue/ENG-123", 150)}
+    return _triage_modal(TriageModal.LINK, "Link Linear issue", ref, _input(Field.ISSUE, "Linear issue", el))
+
+
+def duplicate_modal(ref: str, candidates: list[tuple[int, str]]) -> dict[str, Any]:
+    """Duplicate of: pick one of the similar items (or type an item number)."""
+    if candidates:
+        opts = {str(i): truncate(f"#{i} {text}", 75) for i, text in candidates}
+        block = _input(Field.ORIGINAL, "Duplicate of", _select(opts))
+    else:
+        block = _input(Field.ORIGINAL, "Duplicate of item #", _text_input(multiline=False))
+    return _triage_modal(TriageModal.DUPLICATE, "Duplicate of", ref, block)
 
 
 def notice_modal(title: str, text: str) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from bot.domain import CardData, SimilarItem, Suggested
+from bot.domain import CardData, CardRef, LinkView, SimilarItem, Suggested, TriageView
 from storage import queries
 from storage.models import Feedback
 
@@ -51,7 +51,48 @@ def similar_items(session: Session, fb: Feedback) -> list[SimilarItem]:
     return items
 
 
-def card_data(session: Session, fb: Feedback, note: str | None = None) -> CardData:
+def who(fb: Feedback) -> str:
+    """Short customer label for lists."""
+    return _author(fb)
+
+
+def triage_view(session: Session, fb: Feedback, secret: str) -> TriageView:
+    """Decisions, Linear links with demand, requesters and the last action, for cards and App Home."""
+    links = []
+    for link in queries.links_for(session=session, feedback_id=fb.id):
+        demand = queries.demand(session=session, issue_id=link.issue_id) if link.status == "linked" else 0
+        links.append(
+            LinkView(
+                identifier=link.identifier or "Linear issue",
+                url=link.url,
+                status=link.status,
+                state=link.state_name,
+                demand=demand,
+                error=link.error,
+            )
+        )
+    requesters = [_author(d) for d in queries.duplicates_of(session=session, feedback_id=fb.id)]
+    last = queries.last_triage_event(session=session, feedback_id=fb.id)
+    last_text = None
+    if last is not None:
+        last_text = f"{last.detail.get('text', last.kind)} by <@{last.actor}> at {last.created_at:%Y-%m-%d %H:%M} UTC"
+    return TriageView(
+        ref=CardRef(fb.id, fb.rev).encode(secret),
+        type=fb.type,
+        theme=fb.theme,
+        impact=fb.impact,
+        owner_id=fb.owner_id,
+        reason=fb.reason,
+        duplicate_of=fb.duplicate_of_id,
+        links=links,
+        requesters=requesters,
+        last_action=last_text,
+        themes=[t.name for t in queries.themes(session=session)],
+        can_undo=last is not None,
+    )
+
+
+def card_data(session: Session, fb: Feedback, note: str | None = None, secret: str | None = None) -> CardData:
     """Plain values for blocks.card."""
     org = "external" if fb.is_external else "internal"
     if fb.author_team_id:
@@ -75,4 +116,5 @@ def card_data(session: Session, fb: Feedback, note: str | None = None) -> CardDa
         suggested=_suggested(fb),
         suggestion_note=note,
         similar=similar_items(session, fb),
+        triage=triage_view(session, fb, secret) if secret is not None else None,
     )

@@ -18,7 +18,8 @@ from urllib.parse import urlencode
 
 import httpx
 
-from bot.console_render import render_call
+from bot.console_render import USER_NAMES, render_call
+from bot.fake_linear import FakeLinear
 from bot.fake_slack import FakeSlack
 from bot.settings import Settings
 
@@ -43,7 +44,12 @@ HELP = """commands:
   shortcut USER #CHANNEL        "Log as feedback" on the last message (opens a modal)
   /feedback USER                the slash command (opens a modal); `global USER` for the global shortcut
   submit FIELD=VALUE ...        submit the open modal (fields are shown with the modal)
+  click USER ACTION #ID [VALUE]  press a control on item #ID's triage card; ACTION is one of type, theme,
+                                impact, owner, route_linear, link_linear, roadmap, quick_win, wont_do,
+                                duplicate, not_feedback, undo (VALUE for the selects: e.g. Bug, Billing, High, bob)
+  homeclick USER ACTION #ID [VALUE]  the same from USER's App Home (also: promote)
   home USER                     open the App Home tab
+  linear                        list the issues in the (fake) Linear workspace
   feedback | outbox             show stored feedback rows / outbox items
   help | quit"""
 
@@ -56,9 +62,18 @@ class Console:
         self.fake = FakeSlack(team_id=OUR_TEAM, team_name="Our Co").start()
         for name, (uid, team, real) in USERS.items():
             self.fake.add_user(uid, name, team_id=team, real_name=real)
+            USER_NAMES[uid] = name
         for name, (cid, shared) in CHANNELS.items():
             self.fake.add_channel(cid, name, is_ext_shared=shared)
         self.secret = uuid.uuid4().hex
+        self.linear = FakeLinear(api_key="lin_api_console").start()
+        team = self.linear.add_team("ENG", "Engineering")
+        for label in ("Bug", "Feature request", "Reporting", "Billing"):
+            self.linear.add_label(label, team_id=team)
+        self.linear.add_issue("ENG-7", "CSV export drops rows", state="Todo")
+        linear = {"linear_api_key": "lin_api_console", "linear_api_url": self.linear.url, "linear_team_id": team}
+        if settings.linear_ready():
+            linear = {}
         self.settings = Settings.model_validate(
             settings.model_dump()
             | {
@@ -68,6 +83,7 @@ class Console:
                 "feedback_triage_channel": CHANNELS["feedback-triage"][0],
                 "slack_app_token": None,
             }
+            | linear
         )
         self.bot = create_app(self.settings, **app_kwargs)
         suggestions = self.bot.deps.worker.suggestions
@@ -99,6 +115,7 @@ class Console:
         self.server.close()
         self.bot.executor.shutdown(wait=True)
         self.fake.stop()
+        self.linear.stop()
 
     # --- sending ---------------------------------------------------------------------------------
 
@@ -461,7 +478,101 @@ def _outbox(c: Console, _rest: str) -> None:
             c.out.write(f"  {item.key:<28} {item.status:<8} attempts={item.attempts} {item.last_error or ''}\n")
 
 
+def _find_element(blocks: list[dict[str, Any]], action_id: str, fid: int) -> tuple[dict, dict] | None:
+    """The (block, element) for action_id whose button/block carries item `fid`'s reference."""
+    for block in blocks:
+        if block.get("type") != "actions":
+            continue
+        ref = str(block.get("block_id", "")).partition(".")[2]
+        if not ref.startswith(f"1.{fid}."):
+            continue
+        for el in block.get("elements", []):
+            if el.get("action_id") == action_id:
+                return block, el
+    return None
+
+
+def _action_payload(el: dict[str, Any], block: dict[str, Any], value: str | None) -> dict[str, Any]:
+    action: dict[str, Any] = {
+        "action_id": el["action_id"],
+        "block_id": block["block_id"],
+        "type": el["type"],
+        "action_ts": str(time.time()),
+    }
+    if el["type"] == "button":
+        action.update(value=el["value"], text=el["text"])
+    elif el["type"] == "users_select":
+        action["selected_user"] = USERS[value][0] if value in USERS else value
+    else:
+        action["selected_option"] = _element_state(el, value or "")["selected_option"]
+    return action
+
+
+def _click(c: Console, rest: str, *, home: bool = False) -> None:
+    parts = shlex.split(rest)
+    if len(parts) < 3:
+        raise ValueError("usage: click USER ACTION #ID [VALUE]")
+    user, name, item = parts[:3]
+    value = " ".join(parts[3:]) or None
+    uid, team, _ = _user(user)
+    fid = int(item.lstrip("#"))
+    action_id = f"triage.{name}"
+    c.last_user = uid
+    base = {
+        "type": "block_actions",
+        "user": {"id": uid, "username": user, "name": user, "team_id": team},
+        "api_app_id": "A0FEEDBACK",
+        "token": "unused",
+        "trigger_id": c._trigger(),
+        "team": {"id": OUR_TEAM, "domain": "ourco"},
+        "enterprise": None,
+        "is_enterprise_install": False,
+    }
+    if home:
+        view = c.fake.views.get(f"home:{uid}")
+        found = _find_element(view["blocks"], action_id, fid) if view else None
+        if view is None or found is None:
+            raise ValueError(f"no {name!r} control for #{fid} in {user}'s App Home (run `home {user}` first)")
+        c.send_interaction(
+            base
+            | {
+                "container": {"type": "view", "view_id": view.get("id")},
+                "view": view,
+                "actions": [_action_payload(found[1], found[0], value)],
+            }
+        )
+        return
+    for msg in reversed(c.fake.messages(CHANNELS["feedback-triage"][0])):
+        found = _find_element(msg.get("blocks") or [], action_id, fid)
+        if found:
+            c.send_interaction(
+                base
+                | {
+                    "container": {
+                        "type": "message",
+                        "message_ts": msg["ts"],
+                        "channel_id": "C0TRIAGE",
+                        "is_ephemeral": False,
+                    },
+                    "channel": {"id": "C0TRIAGE", "name": "feedback-triage"},
+                    "message": msg,
+                    "response_url": "https://hooks.slack.com/actions/T0OURTEAM/1/x",
+                    "actions": [_action_payload(found[1], found[0], value)],
+                }
+            )
+            return
+    raise ValueError(f"no card with a {name!r} control for #{fid}")
+
+
+def _linear(c: Console, _rest: str) -> None:
+    for issue in c.linear.issues():
+        c.out.write(f"  {issue['identifier']} [{issue['state']['name']}] {issue['title']}\n")
+
+
 COMMANDS: dict[str, Callable[[Console, str], None]] = {
+    "click": _click,
+    "homeclick": lambda c, r: _click(c, r, home=True),
+    "linear": _linear,
     "say": _say,
     "reply": lambda c, r: _say(c, r, thread=True),
     "edit": _edit,

@@ -6,6 +6,7 @@ import re
 import textwrap
 from typing import Any
 
+USER_NAMES: dict[str, str] = {}  # filled by the console so selects show names, not ids
 QUIET = {
     "auth.test",
     "users.info",
@@ -35,6 +36,7 @@ def _element(el: dict[str, Any]) -> str:
         return f"[{_text(el.get('text'))}]"
     if kind in {"static_select", "users_select", "external_select", "conversations_select"}:
         chosen = _text((el.get("initial_option") or {}).get("text")) or el.get("initial_user") or "choose"
+        chosen = "@" + USER_NAMES.get(chosen, chosen) if el.get("initial_user") else chosen
         return f"[{_text(el.get('placeholder')) or kind}: {chosen} ▾]"
     if kind == "overflow":
         return "[⋯]"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -35,6 +37,24 @@ SOURCES: dict[str, str] = {
     "email": "Email",
     "other": "Other",
 }
+
+
+class Status(StrEnum):
+    """Where an item stands in triage."""
+
+    NEW = "new"
+    MAYBE = "maybe"
+    TRIAGED = "triaged"
+    LINEAR = "in Linear"
+    ROADMAP = "roadmap"
+    QUICK_WIN = "quick win"
+    WONT_DO = "won't do"
+    DUPLICATE = "duplicate"
+    NOT_FEEDBACK = "not_feedback"
+
+
+CLOSED = {Status.WONT_DO.value, Status.DUPLICATE.value, Status.NOT_FEEDBACK.value}
+IMPACTS = ("High", "Medium", "Low")
 
 
 class UserFacingError(Exception):
@@ -97,6 +117,36 @@ class Suggested:
 
 
 @dataclass(frozen=True)
+class LinkView:
+    """A Linear issue as shown on a card: its key, state and how many items ask for it (demand)."""
+
+    identifier: str
+    url: str | None
+    status: str
+    state: str | None
+    demand: int
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TriageView:
+    """The triage half of a card: decisions so far and what the controls need."""
+
+    ref: str
+    type: str | None = None
+    theme: str | None = None
+    impact: str | None = None
+    owner_id: str | None = None
+    reason: str | None = None
+    duplicate_of: int | None = None
+    links: list[LinkView] = field(default_factory=list)
+    requesters: list[str] = field(default_factory=list)
+    last_action: str | None = None
+    themes: list[str] = field(default_factory=list)
+    can_undo: bool = False
+
+
+@dataclass(frozen=True)
 class CardData:
     """What a triage card shows, as plain values so blocks.py stays a pure function."""
 
@@ -118,3 +168,46 @@ class CardData:
     suggested: Suggested | None = None
     suggestion_note: str | None = None
     similar: list[SimilarItem] = field(default_factory=list)
+    triage: TriageView | None = None
+
+
+@dataclass(frozen=True)
+class CardRef:
+    """What a card's buttons carry: only ids, versioned and MAC'd, so forged or stale clicks are refused."""
+
+    feedback_id: int
+    rev: int
+    VERSION = "1"
+
+    def encode(self, secret: str) -> str:
+        """`1.<id>.<rev>.<mac>`; well under Slack's 2000-char value and 255-char block_id limits."""
+        body = f"{self.VERSION}.{self.feedback_id}.{self.rev}"
+        return f"{body}.{_mac(secret, body)}"
+
+    @classmethod
+    def parse(cls, raw: object, secret: str) -> CardRef:
+        """Validates shape, version and MAC; anything else is a UserFacingError, never a crash."""
+        parts = raw.split(".") if isinstance(raw, str) else []
+        if len(parts) != 4 or parts[0] != cls.VERSION or not (parts[1].isdigit() and parts[2].isdigit()):
+            raise UserFacingError("This button is not one of ours (or from an older version); nothing changed.")
+        body = ".".join(parts[:3])
+        if not hmac.compare_digest(parts[3], _mac(secret, body)):
+            raise UserFacingError("This button's value did not verify; nothing changed.")
+        return cls(int(parts[1]), int(parts[2]))
+
+
+def _mac(secret: str, body: str) -> str:
+    return hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class HomeItem:
+    """One row of the App Home lists."""
+
+    feedback_id: int
+    status: str
+    who: str
+    text: str
+    triage: TriageView
+    suggested_type: str | None = None
+    suggested_theme: str | None = None

@@ -10,7 +10,6 @@ from bot import blocks, capture
 from bot.blocks import Field
 from bot.deps import Deps
 from bot.domain import SOURCES, CaptureMethod, CaptureRequest, FeedbackType, UserFacingError
-from storage import queries
 
 log = logging.getLogger(__name__)
 NOT_STAFF = "Only members of this workspace's team can log feedback with Feedback Loop."
@@ -189,16 +188,6 @@ def submit_feedback(deps: Deps, user_id: str, view: dict[str, Any]) -> int:
     )
     with deps.transaction() as session:
         return capture.capture(session=session, settings=deps.settings, req=req).feedback.id
-
-
-def home_view(deps: Deps, user_id: str) -> dict[str, Any]:
-    """App Home for staff: the latest items. Non-staff see nothing internal."""
-    if not deps.gateway.is_staff(user_id):
-        return blocks.home([])
-    with deps.transaction() as session:
-        rows = queries.list_feedback(session=session, limit=20)
-        items = [(f.id, f.status, f.customer or f.author_name or f.author_user_id or "unknown", f.text) for f in rows]
-    return blocks.home(items)
 
 
 def on_channel_change(deps: Deps, channel_id: str) -> None:

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
     feedback_embed_backend: Literal["auto", "onnx", "onnx-int8", "torch"] = "auto"
     feedback_suggestions: bool = True
     model_wait_seconds: float = 120.0
+    feedback_staff_usergroup: str | None = None
+    linear_api_key: SecretStr | None = None
+    linear_api_url: str = "https://api.linear.app/graphql"
+    linear_team_id: str | None = None
+    linear_labels: dict[str, str] = Field(default_factory=dict)
+    linear_webhook_secret: SecretStr | None = None
     outbox_max_attempts: int = 8
     worker_poll_seconds: float = 0.5
 
@@ -89,6 +95,17 @@ class Settings(BaseSettings):
         """Precedence: explicit arguments, then env vars, then feedbackbot.toml."""
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
         return (init_settings, env_settings, toml)
+
+    def ref_secret(self) -> str:
+        """Key for the MAC on card button values: the signing secret, else the bot token."""
+        for secret in (self.slack_signing_secret, self.slack_bot_token, self.slack_app_token):
+            if secret is not None:
+                return secret.get_secret_value()
+        return "feedbackbot-local"
+
+    def linear_ready(self) -> bool:
+        """Routing to Linear needs an API key and a team."""
+        return self.linear_api_key is not None and bool(self.linear_team_id)
 
     def missing_slack_settings(self, *, socket_mode: bool) -> list[str]:
         """Names the env vars `run` needs and lacks, so the error message can list them."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import urllib.error
 from collections.abc import Callable
 from typing import Any
@@ -57,6 +58,7 @@ class SlackGateway:
         self.client = client
         self._auth: dict[str, Any] | None = None
         self._users: dict[str, dict[str, Any]] = {}
+        self._groups: dict[str, tuple[float, set[str]]] = {}
         self._lock = threading.Lock()
 
     def _call(self, method: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
@@ -103,6 +105,15 @@ class SlackGateway:
         if not info or team != self.team_id:
             return False
         return not (info.get("is_restricted") or info.get("is_ultra_restricted") or info.get("is_stranger"))
+
+    def usergroup_members(self, group_id: str, ttl: float = 300.0) -> set[str]:
+        """usergroups.users.list, cached for `ttl` seconds (membership changes rarely)."""
+        cached = self._groups.get(group_id)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        users = set(self._call("usergroups.users.list", self.client.usergroups_users_list, usergroup=group_id)["users"])
+        self._groups[group_id] = (time.monotonic() + ttl, users)
+        return users
 
     def channel_info(self, channel: str) -> dict[str, Any]:
         """conversations.info, for the is_ext_shared flag."""

@@ -60,6 +60,7 @@ class Worker:
             "card": self._card,
             "card_update": self._card_update,
             "receipt": self._receipt,
+            "audit": self._audit,
         }
 
     def register(self, kind: str, handler: Handler) -> None:
@@ -101,6 +102,8 @@ class Worker:
         except Exception as exc:
             log.exception("outbox %s crashed", job.key)
             error = Permanent(f"internal error: {exc}")
+        if error is None and result and result.get("failed"):  # a refusal whose state change was committed
+            error = Permanent(str(result["failed"]))
         with session_scope(self.sessions) as session:
             item = session.get(OutboxItem, item_id)
             if item is not None:
@@ -207,7 +210,7 @@ class Worker:
             if not fb.permalink and fb.channel_id and fb.message_ts:
                 fb.permalink = self.gateway.permalink(fb.channel_id, fb.message_ts)
             ts = self.gateway.find_posted(channel, job.key) if job.crashed_mid_send else None
-            text, card_blocks = blocks.card(card_data(session, fb, note))
+            text, card_blocks = blocks.card(card_data(session, fb, note, self.settings.ref_secret()))
             ts = ts or self.gateway.post(channel, text, blocks=card_blocks, key=job.key)
         fb.card_channel, fb.card_ts = channel, ts
         return {"channel": channel, "ts": ts}
@@ -223,10 +226,24 @@ class Worker:
         fb = self._feedback(session, job)
         if not (fb.card_channel and fb.card_ts):
             return {"skipped": "no card yet"}
-        text, card_blocks = blocks.card(card_data(session, fb))
+        text, card_blocks = blocks.card(card_data(session, fb, secret=self.settings.ref_secret()))
         with _slack_errors():
             self.gateway.update(fb.card_channel, fb.card_ts, text, blocks=card_blocks)
         return {"ts": fb.card_ts}
+
+    def _audit(self, session: Session, job: Job) -> dict[str, Any]:
+        """The audit trail lives in the card's thread: who did what, when."""
+        fb = self._feedback(session, job)
+        if not (fb.card_channel and fb.card_ts):
+            return {"skipped": "no card"}
+        with _slack_errors():
+            ts = (
+                self.gateway.find_posted(fb.card_channel, job.key, thread_ts=fb.card_ts)
+                if job.crashed_mid_send
+                else None
+            )
+            ts = ts or self.gateway.post(fb.card_channel, str(job.payload["text"]), thread_ts=fb.card_ts, key=job.key)
+        return {"ts": ts}
 
     def _receipt(self, session: Session, job: Job) -> dict[str, Any]:
         """Tells the customer they were heard: a reaction or a thread reply, never twice."""

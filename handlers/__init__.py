@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from slack_bolt import App
 
-from bot.blocks import Callback
+from bot.blocks import Callback, TriageModal
 from bot.deps import Deps
-from handlers import commands, errors, events, middleware, views
+from handlers import actions, commands, errors, events, middleware, views
 
 EVENTS = (
     "message",
@@ -18,7 +20,8 @@ EVENTS = (
 )
 COMMANDS = ("/feedback",)
 SHORTCUTS = (Callback.LOG_SHORTCUT.value, Callback.GLOBAL_SHORTCUT.value)
-VIEWS = (Callback.LOG_MODAL.value, Callback.FEEDBACK_MODAL.value)
+VIEWS = (Callback.LOG_MODAL.value, Callback.FEEDBACK_MODAL.value, *(m.value for m in TriageModal))
+ACTIONS = re.compile(r"^(triage|home)\.")
 
 
 def register(app: App, deps: Deps) -> None:
@@ -34,4 +37,7 @@ def register(app: App, deps: Deps) -> None:
     app.command("/feedback")(commands.on_feedback_command)
     app.view(Callback.LOG_MODAL.value)(views.on_log_submitted)
     app.view(Callback.FEEDBACK_MODAL.value)(views.on_feedback_submitted)
+    app.action(ACTIONS)(actions.on_triage_action)
+    for modal in TriageModal:
+        app.view(modal.value)(views.on_triage_modal)
     app.error(errors.on_error)

@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt import BoltContext
 
-from bot import intake
+from bot import clicks, intake
 
 
 def on_message(event: dict[str, Any], body: dict[str, Any], context: BoltContext) -> None:
@@ -24,7 +24,7 @@ def on_app_home_opened(event: dict[str, Any], context: BoltContext) -> None:
     if event.get("tab", "home") != "home":
         return
     deps = context["deps"]
-    deps.gateway.publish_home(event["user"], intake.home_view(deps, event["user"]))
+    deps.gateway.publish_home(event["user"], clicks.home_view(deps, event["user"]))
 
 
 def on_channel_change(event: dict[str, Any], context: BoltContext) -> None:

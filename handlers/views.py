@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext
 
-from bot import intake
+from bot import clicks, intake
 from bot.deps import Deps
 from bot.domain import UserFacingError
 
@@ -43,3 +43,12 @@ def on_log_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], conte
 def on_feedback_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
     """/feedback modal submitted."""
     _submit(ack, body, view, context, intake.validate_feedback, intake.submit_feedback)
+
+
+def on_triage_modal(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+    """Won't do / Link Linear issue / Duplicate of: a database change, so errors can come back in the ack."""
+    errors = clicks.on_modal(context["deps"], body, view)
+    if errors:
+        ack(response_action="errors", errors=errors)
+    else:
+        ack()

@@ -173,3 +173,87 @@ def count_unembedded(*, session: Session) -> int:
     """How many items still lack an embedding."""
     stmt = select(func.count()).select_from(Feedback).where(Feedback.embedding.is_(None), Feedback.text != "")
     return int(session.scalar(stmt) or 0)
+
+
+def links_for(*, session: Session, feedback_id: int) -> Sequence[LinearLink]:
+    """Every Linear link of an item, oldest first (pending, linked, failed or unlinked)."""
+    stmt = select(LinearLink).where(LinearLink.feedback_id == feedback_id).order_by(LinearLink.id)
+    return session.scalars(stmt).all()
+
+
+def demand(*, session: Session, issue_id: str) -> int:
+    """How many feedback items are linked to one Linear issue."""
+    stmt = select(func.count(func.distinct(LinearLink.feedback_id))).where(
+        LinearLink.issue_id == issue_id, LinearLink.status == "linked"
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def duplicates_of(*, session: Session, feedback_id: int) -> Sequence[Feedback]:
+    """Items marked as duplicates of this one: their customers are requesters too."""
+    stmt = select(Feedback).where(Feedback.duplicate_of_id == feedback_id).order_by(Feedback.id)
+    return session.scalars(stmt).all()
+
+
+def last_triage_event(*, session: Session, feedback_id: int) -> FeedbackEvent | None:
+    """The newest triage action not yet undone (what Undo reverts)."""
+    stmt = (
+        select(FeedbackEvent)
+        .where(FeedbackEvent.feedback_id == feedback_id, FeedbackEvent.kind.startswith("triage."))
+        .order_by(FeedbackEvent.id.desc())
+    )
+    for event in session.scalars(stmt.limit(50)):
+        if not event.detail.get("undone"):
+            return event
+    return None
+
+
+def add_link(*, session: Session, link: LinearLink) -> LinearLink:
+    """Stores a pending or inherited link."""
+    session.add(link)
+    session.flush()
+    return link
+
+
+def link_by_id(*, session: Session, link_id: int) -> LinearLink | None:
+    """Plain lookup for the Linear outbox jobs."""
+    return session.get(LinearLink, link_id)
+
+
+def cancel_outbox(*, session: Session, key: str) -> bool:
+    """Stops a not-yet-sent side effect (Undo before Linear answered)."""
+    item = outbox_by_key(session=session, key=key)
+    if item is None or item.status not in {"pending", "failed", "dead"}:
+        return False
+    item.status = "cancelled"
+    return True
+
+
+def feedback_list(
+    *,
+    session: Session,
+    statuses: list[str],
+    owner_id: str | None = None,
+    type_: str | None = None,
+    theme: str | None = None,
+    oldest_first: bool = True,
+    limit: int = 10,
+) -> Sequence[Feedback]:
+    """App Home lists: by status, optionally owner, type (confirmed or suggested) and theme."""
+    stmt = select(Feedback).where(Feedback.status.in_(statuses), Feedback.deleted_at.is_(None))
+    if owner_id:
+        stmt = stmt.where(Feedback.owner_id == owner_id)
+    if type_:
+        stmt = stmt.where(or_(Feedback.type == type_, (Feedback.type.is_(None)) & (Feedback.suggested_type == type_)))
+    if theme:
+        stmt = stmt.where(
+            or_(Feedback.theme == theme, (Feedback.theme.is_(None)) & (Feedback.suggested_theme == theme))
+        )
+    order = Feedback.id.asc() if oldest_first else Feedback.id.desc()
+    return session.scalars(stmt.order_by(order).limit(limit)).all()
+
+
+def links_to_issue(*, session: Session, issue_id: str) -> Sequence[LinearLink]:
+    """All linked items of one Linear issue."""
+    stmt = select(LinearLink).where(LinearLink.issue_id == issue_id, LinearLink.status == "linked")
+    return session.scalars(stmt).all()

@@ -1,8 +1,8 @@
 """suggestions and triage
 
-Revision ID: 86c4ea8e0ac3
+Revision ID: a146f6f58191
 Revises: b0b4d5f460ec
-Create Date: 2026-11-23 05:08:50.075641
+Create Date: 2026-11-23 05:20:42.414952
 """
 
 from collections.abc import Sequence
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "86c4ea8e0ac3"
+revision: str = "a146f6f58191"
 down_revision: str | None = "b0b4d5f460ec"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -40,12 +40,12 @@ def upgrade() -> None:
         sa.Column("state_name", sa.String(length=64), nullable=True),
         sa.Column("via", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["feedback_id"], ["feedback.id"], name=op.f("fk_linear_link_feedback_id_feedback"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_linear_link")),
-        sa.UniqueConstraint("feedback_id", "issue_id", name=op.f("uq_linear_link_feedback_id")),
     )
     with op.batch_alter_table("linear_link", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_linear_link_feedback_id"), ["feedback_id"], unique=False)
