@@ -179,6 +179,7 @@ class LabelModel:
         self._texts: list[str] = []
         self._embs: list[np.ndarray] = []
         self._ys: list[str] = []
+        self._keys: dict[object, int] = {}
         self._fitted = _Fitted([], 0, None, None)
 
     @property
@@ -216,12 +217,19 @@ class LabelModel:
         probs = _softmax(np.array(scores), self.temperature)
         return dict(zip(prior.labels, probs.tolist(), strict=True))
 
-    def add_example(self, text: str, emb: np.ndarray, label: str) -> None:
-        """Record a labelled item (e.g. a staff correction); takes effect at the next `refit`."""
+    def add_example(self, text: str, emb: np.ndarray, label: str, *, key: object | None = None) -> None:
+        """Record a labelled item (e.g. a staff correction); a repeated `key` replaces its earlier label."""
         with self._lock:
+            y = self.canonical(label) or label
+            if key is not None and key in self._keys:
+                i = self._keys[key]
+                self._texts[i], self._embs[i], self._ys[i] = text, np.asarray(emb, dtype=np.float32), y
+                return
+            if key is not None:
+                self._keys[key] = len(self._ys)
             self._texts.append(text)
             self._embs.append(np.asarray(emb, dtype=np.float32))
-            self._ys.append(self.canonical(label) or label)
+            self._ys.append(y)
 
     def refit(self) -> None:
         """Train a fresh classifier on all examples, then swap it in; predict never waits on this."""

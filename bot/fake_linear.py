@@ -475,7 +475,12 @@ def _scripted(script: _Script) -> Answer:
         headers["Retry-After"] = str(int(script.retry_after))
     if script.error_code is None:
         return script.status, headers, {"message": script.message}  # not GraphQL: a proxy / load balancer
-    kind = "ratelimited" if script.error_code == "RATELIMITED" else "internal error"
+    kinds = {
+        "RATELIMITED": "ratelimited",
+        "INPUT_ERROR": "invalid input",
+        "AUTHENTICATION_ERROR": "authentication error",
+    }
+    kind = kinds.get(script.error_code, "internal error")
     return script.status, headers, _error(script.message, script.error_code, kind, script.status)
 
 

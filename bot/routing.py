@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.cards import who
-from bot.linear import IssueRef, LinearClient, LinearError, LinearInvalid
+from bot.linear import IssueRef, LinearClient, LinearError, LinearInvalid, LinearRateLimited
 from bot.outbox import Job, Permanent, Retry
 from bot.settings import Settings
 from bot.slack import SlackGateway
@@ -27,8 +27,10 @@ def _linear_errors() -> Iterator[None]:
         yield
     except LinearInvalid:
         raise
-    except LinearError as exc:
+    except LinearRateLimited as exc:
         raise Retry(str(exc), exc.retry_after) from exc
+    except LinearError as exc:  # 5xx / timeouts: our own backoff, not a rate-limit reset an hour away
+        raise Retry(str(exc)) from exc
 
 
 def issue_title(fb: Feedback) -> str:

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
     feedback_receipt_text: str = "Thanks, passed to the product team."
     feedback_max_text: int = 40_000
     channel_cache_seconds: int = 3600
-    feedback_noise_threshold: float = 0.35
+    feedback_noise_threshold: float = 0.2
     feedback_duplicate_threshold: float = 0.9
     feedback_similar_min: float = 0.5
     feedback_type_examples: dict[str, list[str]] = Field(default_factory=dict)

@@ -110,7 +110,7 @@ class SuggestionService:
         if fb.deleted_at is None and fb.status != "not_feedback":
             self.suggester.index.add(fb.id, vec)
         for model, label in self._labels(fb):
-            model.add_example(fb.text, vec, label)
+            model.add_example(fb.text, vec, label, key=fb.id)
         if refit:
             self.schedule_refit()
 
@@ -161,7 +161,7 @@ class SuggestionService:
         if fb.status == "not_feedback" or fb.deleted_at is not None:
             self.suggester.index.remove(fb.id)
         for model, label in self._labels(fb):
-            model.add_example(fb.text, vec, label)
+            model.add_example(fb.text, vec, label, key=fb.id)
         self.schedule_refit()
 
     def schedule_refit(self) -> None:

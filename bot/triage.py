@@ -36,11 +36,14 @@ def require_triager(deps: Deps, user_id: str, team_id: str | None) -> None:
 
 
 def _load(session: Session, ref: CardRef) -> Feedback:
+    """Claims the card revision first (a write, so concurrent clicks serialise), then loads the row."""
+    claimed = queries.claim_rev(session=session, feedback_id=ref.feedback_id, rev=ref.rev)
     fb = queries.feedback_by_id(session=session, feedback_id=ref.feedback_id)
     if fb is None:
         raise UserFacingError(f"Feedback #{ref.feedback_id} no longer exists.")
-    if fb.rev != ref.rev:
+    if not claimed:
         raise StaleCard(f"Feedback #{fb.id} changed since this card was shown; it has been refreshed, try again.")
+    session.refresh(fb)
     return fb
 
 
@@ -183,7 +186,6 @@ def _record(
     event = queries.add_event(
         session=session, feedback=fb, kind=kind, actor=user, detail={"text": text, "before": before, "links": new_links}
     )
-    fb.rev += 1
     fb.triaged_by, fb.triaged_at = user, utcnow()
     _refresh(session, fb, f"ev:{event.id}")
     queries.enqueue(
@@ -247,7 +249,9 @@ def undo(deps: Deps, ref: CardRef, user: str) -> str:
 def modal_candidates(deps: Deps, ref: CardRef) -> list[tuple[int, str]]:
     """Duplicate-of choices: the card's similar items, then recent open items."""
     with deps.transaction() as session:
-        fb = _load(session, ref)
+        fb = queries.feedback_by_id(session=session, feedback_id=ref.feedback_id)
+        if fb is None:
+            raise UserFacingError(f"Feedback #{ref.feedback_id} no longer exists.")
         ids = [int(h["id"]) for h in fb.similar or []]
         recent = queries.feedback_list(
             session=session, statuses=["new", "triaged", "in Linear", "roadmap"], oldest_first=False, limit=20

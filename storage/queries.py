@@ -257,3 +257,14 @@ def links_to_issue(*, session: Session, issue_id: str) -> Sequence[LinearLink]:
     """All linked items of one Linear issue."""
     stmt = select(LinearLink).where(LinearLink.issue_id == issue_id, LinearLink.status == "linked")
     return session.scalars(stmt).all()
+
+
+def claim_rev(*, session: Session, feedback_id: int, rev: int) -> bool:
+    """Compare-and-set on the card revision: of concurrent clicks on one card exactly one wins."""
+    stmt = (
+        update(Feedback)
+        .where(Feedback.id == feedback_id, Feedback.rev == rev)
+        .values(rev=rev + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,424 @@
+"""Triage scenario tests: clicks are real block_actions payloads built from the card the bot actually posted."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import pytest
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
+from sqlalchemy import select
+
+from bot import blocks
+from bot.console import Console
+from bot.domain import CardData, CardRef, LinkView, SimilarItem, Suggested, TriageView
+from storage.models import Feedback, LinearLink, OutboxItem
+from tests.conftest import payload, start_console
+from tests.test_capture_scenarios import customer_message, rows, send
+
+pytestmark = pytest.mark.slow
+
+
+def capture(bot: Console, text: str) -> Feedback:
+    send(bot, customer_message(bot, text))
+    bot.settle()
+    return rows(bot)[-1]
+
+
+def card_message(bot: Console, fid: int) -> dict[str, Any]:
+    """The card as it stands now in the triage channel."""
+    fb = next(f for f in rows(bot) if f.id == fid)
+    return next(m for m in bot.fake.messages("C0TRIAGE") if m["ts"] == fb.card_ts)
+
+
+def click(
+    bot: Console,
+    fid: int,
+    action_id: str,
+    value: str | None = None,
+    *,
+    user: str = "U0STAFF",
+    team: str = "T0OURTEAM",
+    message: dict[str, Any] | None = None,
+    tamper: str | None = None,
+) -> int:
+    """Builds a block_actions payload (trimmed fixture) from the element on the posted card and sends it."""
+    msg = message or card_message(bot, fid)
+    block, el = next(
+        (b, e)
+        for b in msg["blocks"]
+        if b["type"] == "actions"
+        for e in b["elements"]
+        if e.get("action_id") == action_id
+    )
+    body = payload("slack_block_actions.json")
+    body["user"].update(id=user, team_id=team)
+    body["container"].update(message_ts=msg["ts"], channel_id="C0TRIAGE")
+    body["channel"] = {"id": "C0TRIAGE", "name": "feedback-triage"}
+    body["message"] = msg
+    action = {"action_id": action_id, "block_id": block["block_id"], "type": el["type"], "action_ts": "1.2"}
+    if el["type"] == "button":
+        action.update(value=tamper or el["value"], text=el["text"])
+    elif el["type"] == "users_select":
+        action["selected_user"] = value
+    else:
+        action["selected_option"] = next(o for o in el["options"] if o["value"] == value)
+    body["actions"] = [action]
+    resp = bot.post_signed(urlencode({"payload": json.dumps(body)}), "application/x-www-form-urlencoded")
+    return resp.status_code
+
+
+def submit_modal(bot: Console, values: dict[str, str], user: str = "U0STAFF") -> dict[str, Any]:
+    view = bot.fake.calls_to("views.open")[-1].response["view"]
+    body = payload("slack_view_submission.json")
+    state = {}
+    for b in view["blocks"]:
+        if b["type"] == "input":
+            el, bid = b["element"], b["block_id"]
+            if el["type"] == "static_select":
+                opt = next(o for o in el["options"] if o["value"] == values[bid])
+                state[bid] = {bid: {"type": el["type"], "selected_option": opt}}
+            else:
+                state[bid] = {bid: {"type": el["type"], "value": values.get(bid)}}
+    body["view"].update(
+        id=view["id"],
+        callback_id=view["callback_id"],
+        private_metadata=view["private_metadata"],
+        blocks=view["blocks"],
+        state={"values": state},
+    )
+    body["user"]["id"] = user
+    resp = bot.post_signed(urlencode({"payload": json.dumps(body)}), "application/x-www-form-urlencoded")
+    return resp.json() if resp.content else {}
+
+
+def ephemerals(bot: Console) -> list[str]:
+    return [c.args["text"] for c in bot.fake.calls_to("chat.postEphemeral")]
+
+
+def test_selects_set_type_theme_impact_owner_update_card_and_audit_thread(bot: Console) -> None:
+    fb = capture(bot, "The CSV export drops the last row when a filter is applied")
+    svc = bot.bot.deps.worker.suggestions
+    examples = len(svc.suggester.types._ys)
+    for action, value in (
+        ("triage.type", "Bug"),
+        ("triage.theme", "Reporting"),
+        ("triage.impact", "High"),
+        ("triage.owner", "U0STAFF2"),
+    ):
+        assert click(bot, fb.id, action, value) == 200
+        bot.settle()
+    [fb] = rows(bot)
+    assert (fb.type, fb.theme, fb.impact, fb.owner_id, fb.status) == ("Bug", "Reporting", "High", "U0STAFF2", "triaged")
+    assert fb.rev == 4 and len(svc.suggester.types._ys) == examples + 1
+    updates = bot.fake.calls_to("chat.update")
+    assert len(updates) == 4 and "*Owner:* <@U0STAFF2>" in json.dumps(updates[-1].args["blocks"])
+    thread = [m for m in bot.fake.messages("C0TRIAGE") if m.get("thread_ts") == fb.card_ts and m["ts"] != fb.card_ts]
+    assert [m["text"] for m in thread] == [
+        "<@U0STAFF>: Type set to Bug",
+        "<@U0STAFF>: Theme set to Reporting",
+        "<@U0STAFF>: Impact set to High",
+        "<@U0STAFF>: Assigned to <@U0STAFF2>",
+    ]
+
+
+def test_route_to_linear_replayed_four_times_creates_one_issue(bot: Console) -> None:
+    fb = capture(bot, "Scheduled reports arrive empty since Monday")
+    msg = card_message(bot, fb.id)
+    threads = [
+        threading.Thread(target=click, args=(bot, fb.id, "triage.route_linear"), kwargs={"message": msg})
+        for _ in range(4)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    bot.settle()
+    issues = bot.linear.issues()
+    created = [i for i in issues if i["identifier"] != "ENG-7"]
+    assert len(created) == 1
+    issue = created[0]
+    assert "Scheduled reports arrive empty" in issue["title"] and "> Scheduled reports" in issue["description"]
+    assert fb.permalink in issue["description"]
+    with bot.bot.deps.transaction() as s:
+        [link] = s.scalars(select(LinearLink)).all()
+    assert (link.status, link.identifier, link.issue_id) == ("linked", issue["identifier"], issue["id"])
+    assert len(ephemerals(bot)) == 3 and all("changed since" in e for e in ephemerals(bot))
+    assert f"*Linear:* <{issue['url']}|{issue['identifier']}>" in json.dumps(card_message(bot, fb.id)["blocks"])
+
+
+def test_linear_rate_limit_is_retried_and_validation_errors_show_on_the_card(bot: Console) -> None:
+    fb = capture(bot, "Invoices show the wrong VAT rate for German customers")
+    bot.linear.fail_next(status=400, error_code="RATELIMITED", retry_after=1)
+    click(bot, fb.id, "triage.route_linear")
+    bot.settle(horizon=0)
+    with bot.bot.deps.transaction() as s:
+        item = s.scalars(select(OutboxItem).where(OutboxItem.kind == "linear.create")).one()
+        assert item.status == "pending" and "rate limit" in (item.last_error or "").lower()
+    time.sleep(1.1)
+    bot.settle()
+    assert len([i for i in bot.linear.issues() if i["identifier"] != "ENG-7"]) == 1
+    other = capture(bot, "Billing page crashes when the card expired")
+    bot.linear.fail_next(status=400, error_code="INPUT_ERROR", message="Argument Validation Error", times=1)
+    click(bot, other.id, "triage.route_linear")
+    bot.settle()
+    text = json.dumps(card_message(bot, other.id)["blocks"])
+    assert "*failed:*" in text
+    with bot.bot.deps.transaction() as s:
+        assert (
+            s.scalars(select(OutboxItem).where(OutboxItem.key.startswith("linear.create"))).all()[-1].status == "failed"
+        )
+
+
+def test_external_and_non_group_users_cannot_triage(sqlite_url: str) -> None:
+    bot = start_console(sqlite_url, feedback_staff_usergroup="S0TRIAGE")
+    try:
+        bot.fake.add_usergroup("S0TRIAGE", "triage", ["U0STAFF"])
+        fb = capture(bot, "The mobile app logs me out every day")
+        assert click(bot, fb.id, "triage.not_feedback", user="U0CUST", team="T0CUSTOMER") == 200
+        assert click(bot, fb.id, "triage.quick_win", user="U0STAFF2") == 200
+        bot.settle()
+        [after] = rows(bot)
+        assert (after.status, after.rev) == ("new", 0)
+        assert bot.fake.calls_to("chat.update") == []
+        texts = ephemerals(bot)
+        assert "Only members of the team" in texts[0] and "staff group" in texts[1]
+        assert click(bot, fb.id, "triage.quick_win") == 200
+        bot.settle()
+        assert rows(bot)[0].status == "quick win"
+    finally:
+        bot.close()
+
+
+def test_forged_and_malformed_button_values_are_refused(bot: Console) -> None:
+    fb = capture(bot, "Please add an API for usage data")
+    forged = CardRef(fb.id, 0).encode("not-our-secret")
+    click(bot, fb.id, "triage.roadmap", tamper=forged)
+    click(bot, fb.id, "triage.roadmap", tamper="DROP TABLE feedback")
+    click(bot, fb.id, "triage.roadmap", tamper=CardRef(999, 0).encode(bot.settings.ref_secret()))
+    bot.settle()
+    assert rows(bot)[0].status == "new"
+    texts = ephemerals(bot)
+    assert "did not verify" in texts[0] and "not one of ours" in texts[1] and "no longer exists" in texts[2]
+
+
+def test_link_existing_issue_by_url_counts_demand(bot: Console) -> None:
+    first = capture(bot, "CSV export drops rows with filters")
+    second = capture(bot, "Exports lose rows when a filter is set")
+    click(bot, first.id, "triage.link_linear")
+    bot.settle()
+    assert submit_modal(bot, {"issue": "not an issue"})["response_action"] == "errors"
+    assert submit_modal(bot, {"issue": "https://linear.app/acme/issue/ENG-7/csv-export-drops-rows"}) == {}
+    bot.settle()
+    click(bot, second.id, "triage.link_linear")
+    bot.settle()
+    submit_modal(bot, {"issue": "eng-7"})
+    bot.settle()
+    eng7 = next(i for i in bot.linear.issues() if i["identifier"] == "ENG-7")
+    assert len(bot.linear.attachments) == 2 and all(
+        a["issue_id"] == eng7["id"] for a in bot.linear.attachments.values()
+    )
+    assert "2 requests" in json.dumps(card_message(bot, first.id)["blocks"])
+
+
+def test_unknown_linear_issue_key_fails_visibly(bot: Console) -> None:
+    fb = capture(bot, "Dashboard widgets reset after reload")
+    click(bot, fb.id, "triage.link_linear")
+    bot.settle()
+    submit_modal(bot, {"issue": "ENG-999"})
+    bot.settle()
+    assert "*failed:*" in json.dumps(card_message(bot, fb.id)["blocks"])
+
+
+def test_wont_do_needs_a_reason_and_closes_the_card(bot: Console) -> None:
+    fb = capture(bot, "Please support Internet Explorer 11")
+    click(bot, fb.id, "triage.wont_do")
+    bot.settle()
+    assert submit_modal(bot, {"reason": ""})["errors"] == {"reason": "Required."}
+    assert submit_modal(bot, {"reason": "IE11 is end-of-life"}) == {}
+    bot.settle()
+    [fb] = rows(bot)
+    assert (fb.status, fb.reason) == ("won't do", "IE11 is end-of-life")
+    msg = card_message(bot, fb.id)
+    buttons = [e["action_id"] for b in msg["blocks"] if b["type"] == "actions" for e in b["elements"]]
+    assert buttons == ["triage.undo"]
+    click(bot, fb.id, "triage.undo")
+    bot.settle()
+    assert rows(bot)[0].status == "new" and rows(bot)[0].reason is None
+
+
+def test_duplicate_inherits_routing_and_adds_requester(bot: Console) -> None:
+    original = capture(bot, "Please add single sign-on with Okta for our whole company")
+    click(bot, original.id, "triage.route_linear")
+    bot.settle()
+    dup = capture(bot, "We need Okta single sign-on for all our users")
+    click(bot, dup.id, "triage.duplicate")
+    bot.settle()
+    options = bot.fake.calls_to("views.open")[-1].args["view"]["blocks"][0]["element"]["options"]
+    assert options[0]["value"] == str(original.id)
+    assert submit_modal(bot, {"original": str(original.id)}) == {}
+    bot.settle()
+    with bot.bot.deps.transaction() as s:
+        links = s.scalars(select(LinearLink).order_by(LinearLink.id)).all()
+        assert [(lk.feedback_id, lk.status) for lk in links] == [(original.id, "linked"), (dup.id, "linked")]
+        assert links[0].issue_id == links[1].issue_id
+    text = json.dumps(card_message(bot, original.id)["blocks"])
+    assert "Also requested by:* <@U0CUST>" in text and "2 requests" in text
+
+
+def test_undo_before_linear_answers_cancels_the_create(bot: Console) -> None:
+    fb = capture(bot, "Please add a Salesforce sync for account data")
+    bot.linear.fail_next(status=503, error_code=None, times=2)  # Linear is down: the create stays pending
+    click(bot, fb.id, "triage.route_linear")
+    bot.settle(horizon=0)
+    assert "sending to Linear" in json.dumps(card_message(bot, fb.id)["blocks"])
+    click(bot, fb.id, "triage.undo")
+    bot.settle()
+    assert [i["identifier"] for i in bot.linear.issues()] == ["ENG-7"]
+    [fb] = rows(bot)
+    assert fb.status == "new"
+    with bot.bot.deps.transaction() as s:
+        assert s.scalars(select(LinearLink)).one().status == "cancelled"
+
+
+def test_not_feedback_is_a_chatter_label(bot: Console) -> None:
+    fb = capture(bot, "The onboarding checklist is confusing for new admins")
+    svc = bot.bot.deps.worker.suggestions
+    before = list(svc.suggester.chatter._ys)
+    click(bot, fb.id, "triage.not_feedback")
+    bot.settle()
+    assert rows(bot)[0].status == "not_feedback"
+    assert svc.suggester.chatter._ys == [*before, "chatter"]
+    assert fb.id not in svc.suggester.index
+
+
+def test_app_home_queue_filters_actions_and_promote(bot: Console) -> None:
+    a = capture(bot, "The app crashes when I upload a logo")
+    capture(bot, "Please add a dark mode")
+    maybe = capture(bot, "ok thanks")
+    assert maybe.status == "maybe"
+    home_event = payload("slack_event_app_home_opened.json")
+    send(bot, home_event)
+    bot.settle()
+    view = bot.fake.calls_to("views.publish")[-1].args["view"]
+    View(**view).validate_json()
+    text = json.dumps(view)
+    assert text.index("#1*") < text.index("#2*") and "Promote to feedback" in text
+    body = payload("slack_block_actions.json")
+    body.pop("channel", None)
+    body.pop("message", None)
+    body["container"] = {"type": "view", "view_id": "V0HOME"}
+    body["view"] = {**view, "id": "V0HOME", "type": "home"}
+    block = next(b for b in view["blocks"] if b["type"] == "actions" and b.get("block_id") != "home_filters")
+    el = next(e for e in block["elements"] if e["action_id"] == "triage.type")
+    body["actions"] = [
+        {
+            "action_id": "triage.type",
+            "block_id": block["block_id"],
+            "type": "static_select",
+            "selected_option": next(o for o in el["options"] if o["value"] == "Bug"),
+            "action_ts": "1",
+        }
+    ]
+    bot.post_signed(urlencode({"payload": json.dumps(body)}), "application/x-www-form-urlencoded")
+    bot.settle()
+    assert rows(bot)[0].type == "Bug" and rows(bot)[0].id == a.id
+    filt = next(b for b in view["blocks"] if b.get("block_id") == "home_filters")["elements"][0]
+    body["actions"] = [
+        {
+            "action_id": filt["action_id"],
+            "block_id": "home_filters",
+            "type": "static_select",
+            "selected_option": next(o for o in filt["options"] if o["value"] == "Feature request"),
+        }
+    ]
+    bot.post_signed(urlencode({"payload": json.dumps(body)}), "application/x-www-form-urlencoded")
+    bot.settle()
+    filtered = json.dumps(bot.fake.calls_to("views.publish")[-1].args["view"])
+    assert "dark mode" in filtered and "upload a logo" not in filtered
+    promote = next(b for b in view["blocks"] if b["type"] == "actions" and b["block_id"].startswith("m."))
+    body["actions"] = [
+        {
+            "action_id": "triage.promote",
+            "block_id": promote["block_id"],
+            "type": "button",
+            "value": promote["elements"][0]["value"],
+            "action_ts": "1",
+        }
+    ]
+    bot.post_signed(urlencode({"payload": json.dumps(body)}), "application/x-www-form-urlencoded")
+    bot.settle()
+    assert rows(bot)[2].status == "new" and rows(bot)[2].card_ts is not None
+
+
+def test_non_staff_home_shows_nothing_internal(bot: Console) -> None:
+    capture(bot, "The app crashes when I upload a logo")
+    event = payload("slack_event_app_home_opened.json")
+    event["event"]["user"] = "U0CUST"
+    send(bot, event)
+    bot.settle()
+    assert "upload a logo" not in json.dumps(bot.fake.calls_to("views.publish")[-1].args["view"])
+
+
+def _check_limits(msg_blocks: list[dict[str, Any]]) -> None:
+    assert len(msg_blocks) <= 50
+    for raw in msg_blocks:
+        parsed = Block.parse(raw)
+        assert parsed is not None
+        parsed.validate_json()
+        assert len((raw.get("text") or {}).get("text", "")) <= 3000
+        for f in raw.get("fields", []):
+            assert len(f["text"]) <= 2000
+        for el in raw.get("elements", []):
+            if el.get("type") == "button":
+                assert len(el["value"]) <= 2000 and len(el["text"]["text"]) <= 75
+        assert len(raw.get("block_id", "")) <= 255
+
+
+def test_cards_pass_block_kit_validation_and_limits_even_when_huge() -> None:
+    long = "word " * 5000
+    triage = TriageView(
+        ref=CardRef(10**12, 10**6).encode("s"),
+        type="Bug",
+        theme="T" * 70,
+        impact="High",
+        owner_id="U1",
+        reason=long,
+        duplicate_of=3,
+        links=[LinkView("ENG-1", "https://linear.app/x/issue/ENG-1", "linked", "Todo", 12)] * 20,
+        requesters=["<@U123456>"] * 200,
+        last_action="x" * 500,
+        themes=[f"Theme {i}" for i in range(150)],
+        can_undo=True,
+    )
+    data = CardData(
+        feedback_id=1,
+        text=long,
+        author="a" * 300,
+        organisation="external",
+        source="slack",
+        method="auto",
+        permalink="https://x",
+        channel_id="C1",
+        captured_by="U1",
+        status="triaged",
+        tags=["auto"],
+        context=long,
+        type_hint="Bug",
+        suggested=Suggested("Bug", 0.9, "Reporting", 0.8, "High", 0.9),
+        similar=[SimilarItem(i, 0.9, True, long, "ENG-1", "https://l") for i in range(5)],
+        triage=triage,
+    )
+    text, card_blocks = blocks.card(data)
+    _check_limits(card_blocks)
+    assert len(text) <= 3000
+    for modal in (
+        blocks.wont_do_modal(triage.ref),
+        blocks.link_modal(triage.ref),
+        blocks.duplicate_modal(triage.ref, [(i, long) for i in range(30)]),
+    ):
+        View(**modal).validate_json()
