@@ -72,9 +72,14 @@ def truncate(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def escape(text: str) -> str:
+    """Customer text must not ping (<!channel>) or forge links (<http://x|y>): Slack's three escapes."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def quote(text: str, limit: int = VERBATIM_LIMIT) -> str:
     """mrkdwn blockquote of the customer's words, safe within a section's 3000 chars."""
-    body = truncate(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"), limit)
+    body = truncate(escape(text), limit)
     return "\n".join(f">{line}" for line in body.splitlines() or [""])
 
 
@@ -105,7 +110,7 @@ def card(data: CardData) -> tuple[str, list[dict[str, Any]]]:
         },
     ]
     if data.context:
-        blocks.append({"type": "section", "block_id": "context", "text": _mrkdwn(f"*Context*\n{data.context}")})
+        blocks.append({"type": "section", "block_id": "context", "text": _mrkdwn(f"*Context*\n{escape(data.context)}")})
     facts = [f"*Item:* #{data.feedback_id}"] if data.triage else [f"*Status:* {status}", f"*Item:* #{data.feedback_id}"]
     if data.captured_by:
         facts.append(f"*Captured by:* <@{data.captured_by}>")
@@ -127,7 +132,7 @@ def card(data: CardData) -> tuple[str, list[dict[str, Any]]]:
                 shown_status=status,
             )
         )
-    fallback = truncate(f"Feedback #{data.feedback_id} from {header}: {data.text}", 3000)
+    fallback = truncate(f"Feedback #{data.feedback_id} from {header}: {escape(data.text)}", 3000)
     return fallback, blocks
 
 
@@ -149,7 +154,7 @@ def _similar_text(data: CardData) -> str:
         linear = (
             f" → <{item.linear_url}|{item.linear}>" if item.linear_url else (f" → {item.linear}" if item.linear else "")
         )
-        lines.append(f"• #{item.feedback_id} ({item.score:.2f}){dup}{linear}: {truncate(item.text, 200)}")
+        lines.append(f"• #{item.feedback_id} ({item.score:.2f}){dup}{linear}: {truncate(escape(item.text), 200)}")
     return "\n".join(lines)
 
 
@@ -178,7 +183,7 @@ def _decisions(t: TriageView, status: str) -> str:
     if t.owner_id:
         parts.append(f"*Owner:* <@{t.owner_id}>")
     if t.reason:
-        parts.append(f"*Reason:* {truncate(t.reason, 500)}")
+        parts.append(f"*Reason:* {truncate(escape(t.reason), 500)}")
     if t.duplicate_of:
         parts.append(f"*Duplicate of* #{t.duplicate_of}")
     for link in t.links:

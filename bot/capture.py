@@ -133,34 +133,21 @@ def capture(*, session: Session, settings: Settings, req: CaptureRequest) -> Cap
     key = req.key()
     existing = queries.feedback_by_key(session=session, dedupe_key=key)
     if existing is not None:
-        return CaptureResult(_merge(session, existing, req), created=False)
-    fb = Feedback(
-        dedupe_key=key,
-        team_id=req.team_id,
-        channel_id=req.channel_id,
-        message_ts=req.message_ts,
-        thread_ts=req.thread_ts,
-        permalink=req.permalink,
-        author_user_id=req.author_user_id,
-        author_team_id=req.author_team_id,
-        author_name=req.author_name,
-        customer=req.customer,
-        is_external=req.is_external,
-        source=req.source,
-        capture_method=req.method.value,
-        text=text,
-        text_truncated=truncated,
-        context=req.context,
-        captured_by=req.captured_by,
-        type_hint=req.type_hint,
-        tags=[req.method.value],
-        needs_hydration=hydrate,
-    )
-    if not queries.insert_feedback(session=session, feedback=fb):
+        return CaptureResult(_merge(session, settings, existing, req), created=False)
+    values = {
+        "dedupe_key": key, "team_id": req.team_id, "channel_id": req.channel_id, "message_ts": req.message_ts,
+        "thread_ts": req.thread_ts, "permalink": req.permalink, "author_user_id": req.author_user_id,
+        "author_team_id": req.author_team_id, "author_name": req.author_name, "customer": req.customer,
+        "is_external": req.is_external, "source": req.source, "capture_method": req.method.value, "text": text,
+        "text_truncated": truncated, "context": req.context, "captured_by": req.captured_by,
+        "type_hint": req.type_hint, "tags": [req.method.value], "needs_hydration": hydrate,
+    }  # fmt: skip
+    fb = queries.insert_feedback(session=session, values=values)
+    if fb is None:
         existing = queries.feedback_by_key(session=session, dedupe_key=key)
         if existing is None:  # pragma: no cover - the unique key guarantees a row
             raise RuntimeError(f"dedupe key {key} vanished")
-        return CaptureResult(_merge(session, existing, req), created=False)
+        return CaptureResult(_merge(session, settings, existing, req), created=False)
     queries.add_event(
         session=session,
         feedback=fb,
@@ -173,9 +160,10 @@ def capture(*, session: Session, settings: Settings, req: CaptureRequest) -> Cap
     return CaptureResult(fb, created=True)
 
 
-def _merge(session: Session, fb: Feedback, req: CaptureRequest) -> Feedback:
+def _merge(session: Session, settings: Settings, fb: Feedback, req: CaptureRequest) -> Feedback:
     """A later capture of the same message adds its tag, context and hint instead of a new row."""
     actor = req.captured_by or req.author_user_id
+    queries.lock_feedback(session=session, feedback=fb)
     if queries.has_event(session=session, feedback_id=fb.id, kind=f"tagged:{req.method.value}", actor=actor):
         return fb
     if req.method.value not in fb.tags:
@@ -193,6 +181,15 @@ def _merge(session: Session, fb: Feedback, req: CaptureRequest) -> Feedback:
             detail={"context": req.context, "type_hint": req.type_hint},
         )
         _enqueue_card_update(session, fb, f"tag:{req.method.value}:{actor}")
+        if fb.status == "maybe":  # a human capture is never filtered: the chatter verdict was wrong
+            fb.status = "new"
+            queries.enqueue(
+                session=session,
+                key=f"card:{fb.id}:promoted",
+                kind="card",
+                payload={"feedback_id": fb.id, "promoted": True},
+            )
+            enqueue_receipt(session, settings, fb)
     return fb
 
 
@@ -235,7 +232,10 @@ def record_edit(
     if fb is None:
         return None
     text, truncated = clean_text(new_text, settings.feedback_max_text)
-    if not text or text == fb.text:
+    if not text:
+        return fb
+    queries.lock_feedback(session=session, feedback=fb)
+    if text == fb.text:  # a redelivered edit
         return fb
     queries.add_event(
         session=session,
@@ -245,6 +245,7 @@ def record_edit(
         detail={"previous": fb.text, "edited_ts": edited_ts},
     )
     fb.text, fb.text_truncated, fb.edited_at = text, truncated, utcnow()
+    fb.embedding, fb.suggested_at = None, None  # the card update re-embeds and re-suggests the new words
     _enqueue_card_update(session, fb, f"edit:{edited_ts or utcnow().isoformat()}")
     return fb
 
@@ -252,7 +253,10 @@ def record_edit(
 def record_delete(*, session: Session, channel_id: str, ts: str) -> Feedback | None:
     """message_deleted: mark, keep the row and its history, and show it on the card."""
     fb = queries.feedback_by_key(session=session, dedupe_key=f"msg:{channel_id}:{ts}")
-    if fb is None or fb.deleted_at is not None:
+    if fb is None:
+        return None
+    queries.lock_feedback(session=session, feedback=fb)
+    if fb.deleted_at is not None:  # a redelivered deletion
         return fb
     fb.deleted_at = utcnow()
     queries.add_event(session=session, feedback=fb, kind="deleted", actor=fb.author_user_id, detail={})

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
+from bot.blocks import escape
 from bot.domain import CardData, CardRef, LinkView, SimilarItem, Suggested, TriageView
 from storage import queries
 from storage.models import Feedback
 
 
 def _author(fb: Feedback) -> str:
-    if fb.customer and fb.author_user_id:
-        return f"{fb.customer} (<@{fb.author_user_id}>)"
+    """Slack mentions for known users; free text (typed by staff or from a profile) escaped."""
+    name = escape(fb.customer or fb.author_name or "") or None
+    if name and fb.author_user_id:
+        return f"{name} (<@{fb.author_user_id}>)"
     if fb.author_user_id:
         return f"<@{fb.author_user_id}>"
-    return fb.customer or fb.author_name or "unknown"
+    return name or "unknown"
 
 
 def _suggested(fb: Feedback) -> Suggested | None:

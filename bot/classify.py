@@ -231,6 +231,16 @@ class LabelModel:
             self._embs.append(np.asarray(emb, dtype=np.float32))
             self._ys.append(y)
 
+    def forget(self, key: object) -> None:
+        """Drops a keyed example (an undone correction); indices of the other keys are kept in step."""
+        with self._lock:
+            i = self._keys.pop(key, None)
+            if i is None:
+                return
+            for seq in (self._texts, self._embs, self._ys):
+                del seq[i]
+            self._keys = {k: (j - 1 if j > i else j) for k, j in self._keys.items()}
+
     def refit(self) -> None:
         """Train a fresh classifier on all examples, then swap it in; predict never waits on this."""
         with self._lock:

@@ -90,19 +90,38 @@ def _tell(deps: Deps, body: dict[str, Any], user: str, text: str) -> None:
         deps.gateway.open_view(body["trigger_id"], blocks.notice_modal("Feedback Loop", text))
 
 
-def on_modal(deps: Deps, body: dict[str, Any], view: dict[str, Any]) -> dict[str, str]:
-    """Won't do / Link / Duplicate modals; returns field errors for response_action="errors"."""
+def _modal_input(view: dict[str, Any]) -> tuple[Action, Field, str | None]:
     act, field = MODAL_FIELD[TriageModal(view["callback_id"])]
-    value = read_state(view).get(field.value)
-    user, team = _clicker(body)
+    return act, field, read_state(view).get(field.value)
+
+
+def modal_before_ack(deps: Deps, body: dict[str, Any], view: dict[str, Any]) -> tuple[dict[str, str], bool]:
+    """(errors, applied). Before the ack only caches and the database are used; an unknown clicker waits."""
+    act, field, value = _modal_input(view)
     if not value:
-        return {field.value: "Required."}
+        return {field.value: "Required."}, False
+    user, team = _clicker(body)
+    verdict = deps.gateway.staff_cached(user, team, deps.settings.feedback_staff_usergroup)
+    if verdict is None:
+        return {}, False
+    try:
+        if not verdict:
+            raise UserFacingError(triage.NOT_STAFF)
+        triage.apply(deps, CardRef.parse(view.get("private_metadata"), deps.settings.ref_secret()), act, user, value)
+    except UserFacingError as exc:
+        return {field.value: str(exc)[:150]}, False
+    return {}, True
+
+
+def on_modal_after_ack(deps: Deps, body: dict[str, Any], view: dict[str, Any]) -> None:
+    """Finishes a submission whose clicker was not in the caches; refusals are DM'd."""
+    act, _field, value = _modal_input(view)
+    user, team = _clicker(body)
     try:
         triage.require_triager(deps, user, team)
         triage.apply(deps, CardRef.parse(view.get("private_metadata"), deps.settings.ref_secret()), act, user, value)
     except UserFacingError as exc:
-        return {field.value: str(exc)[:150]}
-    return {}
+        deps.gateway.post(user, f"Nothing changed: {exc}")
 
 
 def _filters(body: dict[str, Any]) -> dict[str, str]:
@@ -117,13 +136,16 @@ def _filters(body: dict[str, Any]) -> dict[str, str]:
 def home_view(deps: Deps, user_id: str, filters: dict[str, str] | None = None) -> dict[str, Any]:
     """App Home: queue (oldest first, filtered), assigned to me, roadmap backlog, maybe list; staff only."""
     filters = filters or {}
-    if not deps.gateway.is_staff(user_id):
+    try:
+        triage.require_triager(deps, user_id, None)
+    except UserFacingError:
         return blocks.home([], filters={}, themes=[], staff=False)
     type_ = filters.get("type") if filters.get("type", "").lower() not in {"", "any type"} else None
     theme = filters.get("theme") if filters.get("theme", "").lower() not in {"", "any theme"} else None
     secret = deps.settings.ref_secret()
     with deps.transaction() as session:
-        sections = []
+        sections: list[tuple[str, list[HomeItem]]] = []
+        shown: set[int] = set()
         for title, statuses, mine in HOME_LISTS:
             rows = queries.feedback_list(
                 session=session,
@@ -133,6 +155,8 @@ def home_view(deps: Deps, user_id: str, filters: dict[str, str] | None = None) -
                 theme=theme,
                 limit=8 if title == "Triage queue" else 5,
             )
+            rows = [fb for fb in rows if fb.id not in shown]  # block_ids must be unique within a view
+            shown.update(fb.id for fb in rows)
             sections.append(
                 (
                     title,

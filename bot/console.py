@@ -340,27 +340,38 @@ def _react(c: Console, rest: str) -> None:
     )
 
 
+def _interaction(c: Console, kind: str, user: str, **fields: Any) -> dict[str, Any]:
+    """The fields every interactivity payload from `user` carries (trimmed from Slack's documented shapes)."""
+    uid, team, _ = _user(user)
+    c.last_user = uid
+    return {
+        "type": kind,
+        "token": "unused",
+        "action_ts": str(time.time()),
+        "trigger_id": c._trigger(),
+        "team": {"id": OUR_TEAM, "domain": "ourco"},
+        "is_enterprise_install": False,
+        "enterprise": None,
+        "api_app_id": "A0FEEDBACK",
+        "user": {"id": uid, "username": user, "name": user, "team_id": team},
+        **fields,
+    }
+
+
 def _shortcut(c: Console, rest: str) -> None:
     user, channel = rest.split()
-    uid, team, _ = _user(user)
     cid, _ = _channel(channel)
     msg = c.last_message(channel)
-    c.last_user = uid
     c.send_interaction(
-        {
-            "type": "message_action",
-            "token": "unused",
-            "action_ts": str(time.time()),
-            "team": {"id": OUR_TEAM, "domain": "ourco"},
-            "user": {"id": uid, "name": user, "team_id": team},
-            "channel": {"id": cid, "name": channel.lstrip("#")},
-            "is_enterprise_install": False,
-            "enterprise": None,
-            "callback_id": "log_feedback",
-            "trigger_id": c._trigger(),
-            "response_url": "https://hooks.slack.com/app/T0OURTEAM/1/x",
-            "message": {k: msg[k] for k in ("type", "user", "ts", "text", "team", "user_team") if k in msg},
-        }
+        _interaction(
+            c,
+            "message_action",
+            user,
+            callback_id="log_feedback",
+            channel={"id": cid, "name": channel.lstrip("#")},
+            response_url="https://hooks.slack.com/app/T0OURTEAM/1/x",
+            message={k: msg[k] for k in ("type", "user", "ts", "text", "team", "user_team") if k in msg},
+        )
     )
 
 
@@ -371,22 +382,7 @@ def _command(c: Console, rest: str) -> None:
 
 
 def _global(c: Console, rest: str) -> None:
-    user = rest.strip() or "alice"
-    uid, team, _ = _user(user)
-    c.last_user = uid
-    c.send_interaction(
-        {
-            "type": "shortcut",
-            "token": "unused",
-            "action_ts": str(time.time()),
-            "team": {"id": OUR_TEAM, "domain": "ourco"},
-            "user": {"id": uid, "username": user, "team_id": team},
-            "is_enterprise_install": False,
-            "enterprise": None,
-            "callback_id": "feedback_global",
-            "trigger_id": c._trigger(),
-        }
-    )
+    c.send_interaction(_interaction(c, "shortcut", rest.strip() or "alice", callback_id="feedback_global"))
 
 
 def _element_state(element: dict[str, Any], value: str) -> dict[str, Any]:
@@ -422,21 +418,9 @@ def _submit(c: Console, rest: str) -> None:
         values[block["block_id"]] = {el["action_id"]: state}
     if given:
         raise ValueError(f"unknown field(s) {', '.join(given)}")
-    uid = c.last_user
-    user = next(n for n, (i, _, _) in USERS.items() if i == uid)
+    user = next(n for n, (i, _, _) in USERS.items() if i == c.last_user)
     resp = c.send_interaction(
-        {
-            "type": "view_submission",
-            "team": {"id": OUR_TEAM, "domain": "ourco"},
-            "user": {"id": uid, "username": user, "name": user, "team_id": USERS[user][1]},
-            "api_app_id": "A0FEEDBACK",
-            "token": "unused",
-            "trigger_id": c._trigger(),
-            "view": {**view, "state": {"values": values}},
-            "response_urls": [],
-            "is_enterprise_install": False,
-            "enterprise": None,
-        }
+        _interaction(c, "view_submission", user, view={**view, "state": {"values": values}}, response_urls=[])
     )
     if resp.status_code == 200 and not resp.content:
         c.last_view = None
@@ -514,20 +498,10 @@ def _click(c: Console, rest: str, *, home: bool = False) -> None:
         raise ValueError("usage: click USER ACTION #ID [VALUE]")
     user, name, item = parts[:3]
     value = " ".join(parts[3:]) or None
-    uid, team, _ = _user(user)
     fid = int(item.lstrip("#"))
     action_id = f"triage.{name}"
-    c.last_user = uid
-    base = {
-        "type": "block_actions",
-        "user": {"id": uid, "username": user, "name": user, "team_id": team},
-        "api_app_id": "A0FEEDBACK",
-        "token": "unused",
-        "trigger_id": c._trigger(),
-        "team": {"id": OUR_TEAM, "domain": "ourco"},
-        "enterprise": None,
-        "is_enterprise_install": False,
-    }
+    base = _interaction(c, "block_actions", user)
+    uid = c.last_user
     if home:
         view = c.fake.views.get(f"home:{uid}")
         found = _find_element(view["blocks"], action_id, fid) if view else None

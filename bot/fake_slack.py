@@ -10,6 +10,7 @@ import copy
 import json
 import re
 import threading
+import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -337,7 +338,7 @@ class FakeSlack:
 
     def _next_ts(self) -> str:
         """Strictly increasing message timestamps in Slack's "seconds.micros" form."""
-        self._clock += 100
+        self._clock = max(self._clock + 100, int(time.time() * 1_000_000))  # real epoch, like Slack's
         return f"{self._clock // 1_000_000}.{self._clock % 1_000_000:06d}"
 
     def _new_id(self, prefix: str) -> str:

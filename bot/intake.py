@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from bot import blocks, capture
@@ -141,6 +142,17 @@ def validate_feedback(view: dict[str, Any]) -> dict[str, str]:
     if not values.get(Field.CUSTOMER_TEXT) and not values.get(Field.CUSTOMER_USER):
         errors[Field.CUSTOMER_TEXT.value] = "Name the customer, or pick them as a Slack user."
     return errors
+
+
+def submit_after_ack(
+    deps: Deps, user: dict[str, Any], view: dict[str, Any], store: Callable[[Deps, str, dict[str, Any]], int]
+) -> None:
+    """After the ack: the full staff check (may call Slack), then store; a refusal is DM'd to the submitter."""
+    try:
+        require_staff(deps, user.get("id", ""), user.get("team_id"))
+        store(deps, user["id"], view)
+    except UserFacingError as exc:
+        deps.gateway.post(user.get("id", ""), f"Your feedback was not logged: {exc}")
 
 
 def submit_log(deps: Deps, user_id: str, view: dict[str, Any]) -> int:

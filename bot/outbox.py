@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -23,6 +23,10 @@ class Retry(Exception):
     def __init__(self, message: str, retry_after: float | None = None):
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class MaybeSent(Retry):
+    """The outcome is unknown (e.g. the database failed after the send): retry, reconciling first."""
 
 
 class Defer(Retry):
@@ -43,6 +47,7 @@ class Job:
     payload: dict[str, Any]
     attempts: int
     crashed_mid_send: bool
+    created_at: float
 
 
 Handler = Callable[[Session, Job], dict[str, Any]]
@@ -57,7 +62,8 @@ def backoff(attempts: int, retry_after: float | None) -> timedelta:
 
 def begin(item: OutboxItem) -> Job:
     """Marks the attempt before the side effect, so a crash leaves a trace to reconcile."""
-    job = Job(item.id, item.key, item.kind, dict(item.payload), item.attempts, item.last_error == IN_FLIGHT)
+    created = item.created_at.replace(tzinfo=UTC).timestamp()
+    job = Job(item.id, item.key, item.kind, dict(item.payload), item.attempts, item.last_error == IN_FLIGHT, created)
     item.attempts += 1
     item.last_error = IN_FLIGHT
     return job
@@ -76,7 +82,7 @@ def finish(
     if error is None:
         item.status, item.result, item.last_error = "done", result or {}, None
         return
-    item.last_error = f"{type(error).__name__}: {error}"[:2000]
+    item.last_error = IN_FLIGHT if isinstance(error, MaybeSent) else f"{type(error).__name__}: {error}"[:2000]
     if isinstance(error, Defer):
         item.attempts -= 1
         item.status, item.next_attempt_at = "pending", now + backoff(item.attempts, error.retry_after)

@@ -14,6 +14,7 @@ from bot.linear import IssueRef, LinearClient, LinearError, LinearInvalid, Linea
 from bot.outbox import Job, Permanent, Retry
 from bot.settings import Settings
 from bot.slack import SlackGateway
+from bot.triage import link_issue
 from storage import queries
 from storage.models import Feedback, LinearLink
 
@@ -131,8 +132,17 @@ class LinearJobs:
 
     def _linked(self, session: Session, link: LinearLink, fb: Feedback, issue: IssueRef) -> dict[str, Any]:
         link.issue_id, link.identifier, link.url, link.title = issue.id, issue.identifier, issue.url, issue.title
-        link.state_type, link.state_name, link.status, link.error = issue.state_type, issue.state_name, "linked", None
+        link.state_type, link.state_name, link.error = issue.state_type, issue.state_name, None
+        session.refresh(link, attribute_names=["status"])  # Undo may have run while Linear was answering
+        if link.status in {"cancelled", "unlinked"}:
+            link.status = "unlinked"
+            session.flush()
+            return {"issue": issue.identifier, "unlinked": "undone while in flight"}
+        link.status = "linked"
         session.flush()
+        for dup in queries.duplicates_of(session=session, feedback_id=fb.id):
+            if not any(lk.issue_id == issue.id for lk in queries.links_for(session=session, feedback_id=dup.id)):
+                link_issue(session, dup, issue.identifier, via="duplicate")
         self._refresh_demand(session, link)
         queries.add_event(
             session=session,

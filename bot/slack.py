@@ -106,6 +106,17 @@ class SlackGateway:
             return False
         return not (info.get("is_restricted") or info.get("is_ultra_restricted") or info.get("is_stranger"))
 
+    def staff_cached(self, user_id: str, team_id: str | None, group: str | None = None) -> bool | None:
+        """is_staff (and group membership) from the caches alone; None when an answer needs Slack."""
+        if team_id and "team_id" in (self._auth or {}) and team_id != self.team_id:
+            return False
+        cached_group = self._groups.get(group) if group else None
+        if user_id not in self._users or self._auth is None or (group and not cached_group):
+            return None
+        if group and cached_group and user_id not in cached_group[1]:
+            return False
+        return self.is_staff(user_id, team_id)
+
     def usergroup_members(self, group_id: str, ttl: float = 300.0) -> set[str]:
         """usergroups.users.list, cached for `ttl` seconds (membership changes rarely)."""
         cached = self._groups.get(group_id)
@@ -120,7 +131,7 @@ class SlackGateway:
         return dict(self._call("conversations.info", self.client.conversations_info, channel=channel)["channel"])
 
     def fetch_message(self, channel: str, ts: str) -> dict[str, Any] | None:
-        """One message by ts, whether top-level or a thread reply."""
+        """One message by ts: history holds top-level messages; a reply is found in its thread."""
         hist = self._call(
             "conversations.history",
             self.client.conversations_history,
@@ -130,23 +141,20 @@ class SlackGateway:
             inclusive=True,
             limit=1,
         )
-        for msg in hist.get("messages", []):
-            if msg.get("ts") == ts:
-                return dict(msg)
-        replies = self._call(
-            "conversations.replies",
-            self.client.conversations_replies,
-            channel=channel,
-            ts=ts,
-            latest=ts,
-            oldest=ts,
-            inclusive=True,
-            limit=1,
-        )
-        for msg in replies.get("messages", []):
-            if msg.get("ts") == ts:
-                return dict(msg)
-        return None
+        found = [m for m in hist.get("messages", []) if m.get("ts") == ts]
+        if not found:  # replies always lists the thread's parent first, so ask for more than one
+            replies = self._call(
+                "conversations.replies",
+                self.client.conversations_replies,
+                channel=channel,
+                ts=ts,
+                latest=ts,
+                oldest=ts,
+                inclusive=True,
+                limit=10,
+            )
+            found = [m for m in replies.get("messages", []) if m.get("ts") == ts]
+        return dict(found[0]) if found else None
 
     def permalink(self, channel: str, ts: str) -> str | None:
         """A link back to the customer's words; missing is tolerable."""
@@ -177,29 +185,30 @@ class SlackGateway:
             kwargs["metadata"] = {"event_type": METADATA_EVENT, "event_payload": {"key": key}}
         return str(self._call("chat.postMessage", self.client.chat_postMessage, **kwargs)["ts"])
 
-    def find_posted(self, channel: str, key: str, *, thread_ts: str | None = None) -> str | None:
-        """Looks for a message we already posted for this outbox key (after a crash mid-send)."""
+    def find_posted(
+        self, channel: str, key: str, *, thread_ts: str | None = None, since: float | None = None, max_pages: int = 10
+    ) -> str | None:
+        """Looks for a message we already posted for this outbox key (after a crash mid-send), page by page."""
+        method, fn = (
+            ("conversations.replies", self.client.conversations_replies)
+            if thread_ts
+            else ("conversations.history", self.client.conversations_history)
+        )
+        args: dict[str, Any] = {"channel": channel, "include_all_metadata": True, "limit": 200}
         if thread_ts:
-            resp = self._call(
-                "conversations.replies",
-                self.client.conversations_replies,
-                channel=channel,
-                ts=thread_ts,
-                include_all_metadata=True,
-                limit=200,
-            )
-        else:
-            resp = self._call(
-                "conversations.history",
-                self.client.conversations_history,
-                channel=channel,
-                include_all_metadata=True,
-                limit=200,
-            )
-        for msg in resp.get("messages", []):
-            meta = msg.get("metadata") or {}
-            if meta.get("event_type") == METADATA_EVENT and (meta.get("event_payload") or {}).get("key") == key:
-                return str(msg["ts"])
+            args["ts"] = thread_ts
+        if since is not None:
+            args["oldest"] = f"{since:.6f}"
+        for _ in range(max_pages):
+            resp = self._call(method, fn, **args)
+            for msg in resp.get("messages", []):
+                meta = msg.get("metadata") or {}
+                if meta.get("event_type") == METADATA_EVENT and (meta.get("event_payload") or {}).get("key") == key:
+                    return str(msg["ts"])
+            cursor = (resp.get("response_metadata") or {}).get("next_cursor")
+            if not resp.get("has_more") or not cursor:
+                return None
+            args["cursor"] = cursor
         return None
 
     def update(self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None:

@@ -154,14 +154,20 @@ class SuggestionService:
         return suggestion
 
     def learn(self, fb: Feedback) -> None:
-        """A staff decision on a card is training data; the refit runs in the background."""
+        """Makes the models agree with the row's current decisions (after commit): corrections, undo, dismissals."""
         if self.suggester is None or not fb.embedding:
             return
         vec = from_blob(fb.embedding)
         if fb.status == "not_feedback" or fb.deleted_at is not None:
             self.suggester.index.remove(fb.id)
-        for model, label in self._labels(fb):
-            model.add_example(fb.text, vec, label, key=fb.id)
+        else:
+            self.suggester.index.add(fb.id, vec)
+        labels = dict((id(model), label) for model, label in self._labels(fb))
+        for model in (self.suggester.types, self.suggester.themes, self.suggester.chatter):
+            if id(model) in labels:
+                model.add_example(fb.text, vec, labels[id(model)], key=fb.id)
+            else:
+                model.forget(fb.id)
         self.schedule_refit()
 
     def schedule_refit(self) -> None:

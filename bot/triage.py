@@ -210,8 +210,6 @@ def apply(deps: Deps, ref: CardRef, action: Action, user: str, value: str | None
             links_before = {link.id for link in queries.links_for(session=session, feedback_id=fb.id)}
             text = handler(session, deps, fb, user, value)
             _record(session, fb, action.value, user, before, text, links_before)
-            if action in LEARNS and deps.worker.suggestions is not None:
-                deps.worker.suggestions.learn(fb)
     except StaleCard:
         with deps.transaction() as session:
             _refresh(
@@ -221,7 +219,19 @@ def apply(deps: Deps, ref: CardRef, action: Action, user: str, value: str | None
             )
         raise
     log.info("feedback %s: %s by %s", ref.feedback_id, text, user)
+    if action in LEARNS:
+        _learn(deps, ref.feedback_id)
     return text
+
+
+def _learn(deps: Deps, feedback_id: int) -> None:
+    """Training happens after the commit, from the row as stored, so a rolled-back click teaches nothing."""
+    if deps.worker.suggestions is None:
+        return
+    with deps.transaction() as session:
+        fb = queries.feedback_by_id(session=session, feedback_id=feedback_id)
+        if fb is not None:
+            deps.worker.suggestions.learn(fb)
 
 
 def undo(deps: Deps, ref: CardRef, user: str) -> str:
@@ -243,6 +253,7 @@ def undo(deps: Deps, ref: CardRef, user: str) -> str:
         event.detail = {**event.detail, "undone": True}
         text = f"Undid: {event.detail.get('text', event.kind)}"
         _record(session, fb, "undo", user, {}, text, set())
+    _learn(deps, ref.feedback_id)
     return text
 
 

@@ -9,11 +9,12 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import blocks, capture
 from bot.cards import card_data
-from bot.outbox import Defer, Handler, Job, Permanent, Retry, begin, finish
+from bot.outbox import Defer, Handler, Job, MaybeSent, Permanent, Retry, begin, finish
 from bot.settings import Settings
 from bot.slack import SlackError, SlackGateway
 from bot.suggest import SuggestionService
@@ -93,12 +94,15 @@ class Worker:
         result: dict[str, Any] | None = None
         error: Exception | None = None
         try:
-            with session_scope(self.sessions) as session:
+            with session_scope(self.sessions) as session, session.no_autoflush:
                 if handler is None:
                     raise Permanent(f"no handler for outbox kind {job.kind!r}")
-                result = handler(session, job)
+                result = handler(session, job)  # writes flush at commit, after the network calls
         except (Retry, Permanent) as exc:
             error = exc
+        except DBAPIError as exc:  # e.g. locked or unreachable database, possibly after a successful send
+            log.warning("outbox %s: database error, will reconcile and retry: %s", job.key, exc)
+            error = MaybeSent(f"database error: {exc}")
         except Exception as exc:
             log.exception("outbox %s crashed", job.key)
             error = Permanent(f"internal error: {exc}")
@@ -202,17 +206,17 @@ class Worker:
                 session=session, feedback=fb, kind="filtered", actor=None, detail={"feedback_score": fb.feedback_score}
             )
             return {"filtered": True, "feedback_score": fb.feedback_score}
-        capture.enqueue_receipt(session, self.settings, fb)
         channel = self.settings.feedback_triage_channel
         if not channel:
             raise Permanent("FEEDBACK_TRIAGE_CHANNEL is not set; the card waits in the outbox")
         with _slack_errors():
             if not fb.permalink and fb.channel_id and fb.message_ts:
                 fb.permalink = self.gateway.permalink(fb.channel_id, fb.message_ts)
-            ts = self.gateway.find_posted(channel, job.key) if job.crashed_mid_send else None
+            ts = self.gateway.find_posted(channel, job.key, since=job.created_at - 60) if job.crashed_mid_send else None
             text, card_blocks = blocks.card(card_data(session, fb, note, self.settings.ref_secret()))
             ts = ts or self.gateway.post(channel, text, blocks=card_blocks, key=job.key)
         fb.card_channel, fb.card_ts = channel, ts
+        capture.enqueue_receipt(session, self.settings, fb)  # after the network calls: no lock held while sending
         return {"channel": channel, "ts": ts}
 
     def _is_chatter(self, fb: Feedback) -> bool:
@@ -226,7 +230,8 @@ class Worker:
         fb = self._feedback(session, job)
         if not (fb.card_channel and fb.card_ts):
             return {"skipped": "no card yet"}
-        text, card_blocks = blocks.card(card_data(session, fb, secret=self.settings.ref_secret()))
+        note = self._suggest(session, fb, job) if fb.suggested_at is None else None  # e.g. after an edit
+        text, card_blocks = blocks.card(card_data(session, fb, note, self.settings.ref_secret()))
         with _slack_errors():
             self.gateway.update(fb.card_channel, fb.card_ts, text, blocks=card_blocks)
         return {"ts": fb.card_ts}
@@ -238,7 +243,7 @@ class Worker:
             return {"skipped": "no card"}
         with _slack_errors():
             ts = (
-                self.gateway.find_posted(fb.card_channel, job.key, thread_ts=fb.card_ts)
+                self.gateway.find_posted(fb.card_channel, job.key, thread_ts=fb.card_ts, since=job.created_at - 60)
                 if job.crashed_mid_send
                 else None
             )
@@ -255,7 +260,11 @@ class Worker:
                 self.gateway.react(fb.channel_id, fb.message_ts, self.settings.feedback_receipt_emoji)
                 return {"reaction": self.settings.feedback_receipt_emoji}
             thread = fb.thread_ts or fb.message_ts
-            ts = self.gateway.find_posted(fb.channel_id, job.key, thread_ts=thread) if job.crashed_mid_send else None
+            ts = (
+                self.gateway.find_posted(fb.channel_id, job.key, thread_ts=thread, since=job.created_at - 60)
+                if job.crashed_mid_send
+                else None
+            )
             ts = ts or self.gateway.post(
                 fb.channel_id, self.settings.feedback_receipt_text, thread_ts=thread, key=job.key
             )

@@ -9,7 +9,6 @@ from slack_bolt import Ack, BoltContext
 
 from bot import clicks, intake
 from bot.deps import Deps
-from bot.domain import UserFacingError
 
 
 def _submit(
@@ -21,18 +20,15 @@ def _submit(
     store: Callable[[Deps, str, dict[str, Any]], int],
 ) -> None:
     errors = validate(view)
+    user = body.get("user") or {}
+    deps = context["deps"]
+    if not errors and deps.gateway.staff_cached(user.get("id", ""), user.get("team_id")) is False:
+        errors = {next(iter(view["state"]["values"]), "verbatim"): intake.NOT_STAFF}
     if errors:
         ack(response_action="errors", errors=errors)
         return
-    user = body.get("user") or {}
-    deps = context["deps"]
-    try:
-        intake.require_staff(deps, user.get("id", ""), user.get("team_id"))
-    except UserFacingError as exc:
-        ack(response_action="errors", errors={next(iter(view["state"]["values"]), "verbatim"): str(exc)})
-        return
     ack()
-    store(deps, user["id"], view)
+    intake.submit_after_ack(deps, user, view, store)
 
 
 def on_log_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
@@ -46,9 +42,12 @@ def on_feedback_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], 
 
 
 def on_triage_modal(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
-    """Won't do / Link Linear issue / Duplicate of: a database change, so errors can come back in the ack."""
-    errors = clicks.on_modal(context["deps"], body, view)
+    """Won't do / Link Linear issue / Duplicate of: database-only checks, so their errors can be in the ack."""
+    deps = context["deps"]
+    errors, applied = clicks.modal_before_ack(deps, body, view)
     if errors:
         ack(response_action="errors", errors=errors)
-    else:
-        ack()
+        return
+    ack()
+    if not applied:
+        clicks.on_modal_after_ack(deps, body, view)

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, or_, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from storage.db import utcnow
@@ -29,15 +30,18 @@ def list_feedback(*, session: Session, limit: int = 50) -> Sequence[Feedback]:
     return session.scalars(select(Feedback).order_by(Feedback.id.desc()).limit(limit)).all()
 
 
-def insert_feedback(*, session: Session, feedback: Feedback) -> bool:
-    """Inserts inside a savepoint; False when another delivery already holds the dedupe key."""
-    try:
-        with session.begin_nested():
-            session.add(feedback)
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+def _insert_ignore(session: Session, model: type[Any], values: dict[str, Any], unique: str) -> Any | None:
+    """INSERT ... ON CONFLICT DO NOTHING: no savepoint, so it stays inside the caller's one transaction."""
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=[unique]).returning(model.id)
+    return session.execute(stmt).scalar()
+
+
+def insert_feedback(*, session: Session, values: dict[str, Any]) -> Feedback | None:
+    """The new row, or None when another delivery or capture path already holds the dedupe key."""
+    new_id = _insert_ignore(session, Feedback, values, "dedupe_key")
+    return session.get(Feedback, new_id) if new_id is not None else None
 
 
 def add_event(
@@ -69,34 +73,19 @@ def get_channel(*, session: Session, channel_id: str) -> Channel | None:
 
 
 def upsert_channel(*, session: Session, channel_id: str, name: str | None, is_ext_shared: bool) -> Channel:
-    """Refreshes the cache entry; a concurrent insert by another listener simply wins."""
+    """Refreshes the cache entry; concurrent listeners converge on one row."""
     values = {"name": name, "is_ext_shared": is_ext_shared, "checked_at": utcnow()}
-    row = session.get(Channel, channel_id)
-    if row is None:
-        try:
-            with session.begin_nested():
-                row = Channel(id=channel_id, **values)
-                session.add(row)
-                session.flush()
-            return row
-        except IntegrityError:
-            row = session.get(Channel, channel_id, populate_existing=True)
-            assert row is not None
-    for key, value in values.items():
-        setattr(row, key, value)
-    session.flush()
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    stmt = insert(Channel).values(id=channel_id, **values).on_conflict_do_update(index_elements=["id"], set_=values)
+    session.execute(stmt)
+    row = session.get(Channel, channel_id, populate_existing=True)
+    assert row is not None
     return row
 
 
 def enqueue(*, session: Session, key: str, kind: str, payload: dict[str, Any]) -> bool:
     """Adds a side effect once per key; False when the key already exists (a redelivery)."""
-    try:
-        with session.begin_nested():
-            session.add(OutboxItem(key=key, kind=kind, payload=payload))
-            session.flush()
-    except IntegrityError:
-        return False
-    return True
+    return _insert_ignore(session, OutboxItem, {"key": key, "kind": kind, "payload": payload}, "key") is not None
 
 
 def outbox_by_key(*, session: Session, key: str) -> OutboxItem | None:
@@ -268,3 +257,15 @@ def claim_rev(*, session: Session, feedback_id: int, rev: int) -> bool:
         .execution_options(synchronize_session=False)
     )
     return bool(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+def lock_feedback(*, session: Session, feedback: Feedback) -> Feedback:
+    """Serialises concurrent deliveries touching one row: a no-op UPDATE takes the row (SQLite: db) write lock."""
+    session.execute(
+        update(Feedback)
+        .where(Feedback.id == feedback.id)
+        .values(rev=Feedback.rev)
+        .execution_options(synchronize_session=False)
+    )
+    session.refresh(feedback)
+    return feedback

@@ -177,6 +177,7 @@ def test_edit_updates_verbatim_and_card_delete_keeps_audit(bot: Console) -> None
     changed["event"]["message"].update(ts=env["event"]["ts"], text="The CSV export drops the LAST TWO rows")
     changed["event"]["previous_message"]["ts"] = env["event"]["ts"]
     assert send(bot, changed) == 200
+    bot.settle()  # Slack does not order events; this test wants edit-then-delete
     deleted = payload("slack_event_message_deleted.json")
     deleted["event"]["deleted_ts"] = env["event"]["ts"]
     assert send(bot, deleted) == 200

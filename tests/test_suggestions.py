@@ -162,3 +162,30 @@ def test_eval_cli_prints_macro_f1_last(capsys: pytest.CaptureFixture[str], tmp_p
     assert re.fullmatch(r"macro-F1 0\.\d{3}", last) and float(last.split()[1]) > 0.5
     assert app.main(["eval", str(sample), "--label-column", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_staff_tag_on_a_filtered_message_promotes_it(bot: Console) -> None:
+    chatter = customer_message(bot, "ok")
+    send(bot, chatter)
+    bot.settle()
+    assert rows(bot)[0].status == "maybe"
+    reaction = json.loads((ROOT / "tests/payloads/slack_event_reaction_added.json").read_text())
+    reaction["event"]["item"]["ts"] = chatter["event"]["ts"]
+    send(bot, reaction)
+    bot.settle()
+    [fb] = rows(bot)
+    assert fb.status == "new" and fb.card_ts
+    assert [r["name"] for r in bot.fake.reactions("C0SHARED", chatter["event"]["ts"])] == ["eyes"]
+
+
+def test_an_edit_re_suggests_from_the_new_words(bot: Console) -> None:
+    env = customer_message(bot, "I love the new dashboard, great work!")
+    send(bot, env)
+    bot.settle()
+    assert rows(bot)[0].suggested_type == "Praise"
+    changed = json.loads((ROOT / "tests/payloads/slack_event_message_changed.json").read_text())
+    changed["event"]["message"].update(ts=env["event"]["ts"], text="The new dashboard crashes with an error on load")
+    send(bot, changed)
+    bot.settle()
+    assert rows(bot)[0].suggested_type == "Bug"
+    assert "*Suggested:* Bug" in json.dumps(bot.fake.calls_to("chat.update")[-1].args["blocks"])

@@ -45,22 +45,37 @@ def click(
     team: str = "T0OURTEAM",
     message: dict[str, Any] | None = None,
     tamper: str | None = None,
+    rev: int | None = None,
 ) -> int:
-    """Builds a block_actions payload (trimmed fixture) from the element on the posted card and sends it."""
+    """Builds a block_actions payload (trimmed fixture) from the element on the posted card and sends it.
+
+    `rev` stands for the card re-rendered at that revision (when the worker has not updated the posted one yet).
+    """
     msg = message or card_message(bot, fid)
-    block, el = next(
-        (b, e)
-        for b in msg["blocks"]
-        if b["type"] == "actions"
-        for e in b["elements"]
-        if e.get("action_id") == action_id
-    )
+    if rev is not None:
+        ref = CardRef(fid, rev).encode(bot.settings.ref_secret())
+        text = {"type": "plain_text", "text": action_id}
+        block: dict[str, Any] = {"block_id": f"b.{ref}"}
+        el: dict[str, Any] = {"type": "button", "value": ref, "text": text}
+    else:
+        block, el = next(
+            (b, e)
+            for b in msg["blocks"]
+            if b["type"] == "actions"
+            for e in b["elements"]
+            if e.get("action_id") == action_id
+        )
     body = payload("slack_block_actions.json")
     body["user"].update(id=user, team_id=team)
     body["container"].update(message_ts=msg["ts"], channel_id="C0TRIAGE")
     body["channel"] = {"id": "C0TRIAGE", "name": "feedback-triage"}
     body["message"] = msg
-    action = {"action_id": action_id, "block_id": block["block_id"], "type": el["type"], "action_ts": "1.2"}
+    action: dict[str, Any] = {
+        "action_id": action_id,
+        "block_id": block["block_id"],
+        "type": el["type"],
+        "action_ts": "1.2",
+    }
     if el["type"] == "button":
         action.update(value=tamper or el["value"], text=el["text"])
     elif el["type"] == "users_select":
@@ -422,3 +437,68 @@ def test_cards_pass_block_kit_validation_and_limits_even_when_huge() -> None:
         blocks.duplicate_modal(triage.ref, [(i, long) for i in range(30)]),
     ):
         View(**modal).validate_json()
+
+
+def test_undo_while_linear_is_answering_leaves_the_issue_unlinked(bot: Console) -> None:
+    fb = capture(bot, "Please add a Salesforce sync for opportunity data")
+    bot.linear.stall_next(1.5)
+    click(bot, fb.id, "triage.route_linear")
+    bot.bot.executor.wait_idle(10)
+    worker = threading.Thread(target=bot.bot.deps.worker.drain)
+    worker.start()
+    time.sleep(0.5)  # the create is in flight now
+    click(bot, fb.id, "triage.undo", rev=1)
+    bot.bot.executor.wait_idle(10)
+    worker.join()
+    bot.settle()
+    with bot.bot.deps.transaction() as s:
+        link = s.scalars(select(LinearLink)).one()
+    assert link.status == "unlinked" and link.identifier  # the issue exists in Linear, but is not ours any more
+    assert rows(bot)[0].status == "new"
+
+
+def test_duplicate_marked_before_routing_follows_the_original(bot: Console) -> None:
+    original = capture(bot, "Please add single sign-on with Okta for our whole company")
+    dup = capture(bot, "We need Okta single sign-on for all our users")
+    click(bot, dup.id, "triage.duplicate")
+    bot.settle()
+    submit_modal(bot, {"original": str(original.id)})
+    bot.settle()
+    click(bot, original.id, "triage.route_linear")
+    bot.settle()
+    with bot.bot.deps.transaction() as s:
+        links = s.scalars(select(LinearLink).order_by(LinearLink.id)).all()
+    assert [(lk.feedback_id, lk.status) for lk in links] == [(original.id, "linked"), (dup.id, "linked")]
+
+
+def test_assigned_new_item_appears_once_in_home(bot: Console) -> None:
+    fb = capture(bot, "The app crashes when I upload a logo")
+    click(bot, fb.id, "triage.owner", "U0STAFF")
+    bot.settle()
+    with bot.bot.deps.transaction() as s:
+        s.get(Feedback, fb.id).status = "new"
+    send(bot, payload("slack_event_app_home_opened.json"))
+    bot.settle()
+    view = bot.fake.calls_to("views.publish")[-1].args["view"]
+    ids = [b["block_id"] for b in view["blocks"] if "block_id" in b]
+    assert len(ids) == len(set(ids))
+    View(**view).validate_json()
+
+
+def test_customer_text_cannot_ping_or_forge_links(bot: Console) -> None:
+    capture(bot, "<!channel> the export is broken, see <http://evil.example|our report>")
+    card = bot.fake.calls_to("chat.postMessage")[0]
+    text = json.dumps(card.args)
+    assert "<!channel>" not in text and "<http://evil" not in text and "&lt;!channel&gt;" in text
+
+
+def test_triage_modal_from_an_unknown_user_is_checked_after_the_ack(bot: Console) -> None:
+    fb = capture(bot, "Please support Internet Explorer 11 in the admin console")
+    click(bot, fb.id, "triage.wont_do")
+    bot.settle()
+    bot.bot.deps.gateway._users.clear()  # e.g. a restart between the click and the submit
+    assert submit_modal(bot, {"reason": "IE11 is end-of-life"}, user="U0CUST") == {}
+    bot.settle()
+    assert rows(bot)[0].status == "new"
+    dm = [c for c in bot.fake.calls_to("chat.postMessage") if c.args["channel"] == "U0CUST"]
+    assert dm and "Nothing changed" in dm[0].args["text"]
