@@ -65,7 +65,6 @@ class Settings(BaseSettings):
     linear_api_url: str = "https://api.linear.app/graphql"
     linear_team_id: str | None = None
     linear_labels: dict[str, str] = Field(default_factory=dict)
-    linear_webhook_secret: SecretStr | None = None
     outbox_max_attempts: int = 8
     worker_poll_seconds: float = 0.5
 

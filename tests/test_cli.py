@@ -83,4 +83,8 @@ def test_console_tour_script_shows_the_whole_capture_flow(tmp_path: Path) -> Non
     assert "! source: Required." in text
     assert "(modal closed)" in text
     assert "#4 [new] command" in text
+    assert "#5 [maybe] auto" in text, "chatter is held back"
+    assert "*Linear:* ENG-8" in text and "2 requests" in text and "Also requested by:* Dave at Acme" in text
+    assert "only visible to @carol] Only members" in text
+    assert "ENG-8 [Backlog] [Bug] The CSV export drops the last row" in text
     assert "HTTP 5" not in text and "failed" not in text
