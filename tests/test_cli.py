@@ -88,3 +88,68 @@ def test_console_tour_script_shows_the_whole_capture_flow(tmp_path: Path) -> Non
     assert "only visible to @carol] Only members" in text
     assert "ENG-8 [Backlog] [Bug] The CSV export drops the last row" in text
     assert "HTTP 5" not in text and "failed" not in text
+
+
+def test_run_serves_http_mode_with_a_production_server(tmp_path: Path) -> None:
+    """`feedbackbot run` (no app token): waitress on --port, /healthz, signed events, the worker sending."""
+    import hashlib
+    import hmac
+    import json
+    import socket
+    import time
+
+    import httpx
+
+    from bot.fake_slack import FakeSlack
+    from tests.conftest import payload
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with FakeSlack() as fake:
+        fake.add_channel("C0SHARED", "acme-shared", is_ext_shared=True)
+        fake.add_user("U0CUST", "carol", team_id="T0CUSTOMER")
+        fake.add_channel("C0TRIAGE", "feedback-triage")
+        env = _env(
+            tmp_path,
+            SLACK_BOT_TOKEN="xoxb-test",
+            SLACK_SIGNING_SECRET="s3cret",
+            SLACK_API_URL=fake.url,
+            FEEDBACK_TRIAGE_CHANNEL="C0TRIAGE",
+            FEEDBACK_SUGGESTIONS="false",
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "app.py", "run", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                try:
+                    if httpx.get(f"{base}/healthz").status_code == 200:
+                        break
+                except httpx.TransportError:
+                    time.sleep(0.2)
+            msg = fake.post_as_user("C0SHARED", "U0CUST", "The CSV export drops the last row")
+            event = payload("slack_event_message_external.json")
+            event["event"].update(ts=msg["ts"], text=msg["text"])
+            body = json.dumps(event)
+            ts = str(int(time.time()))
+            sig = "v0=" + hmac.new(b"s3cret", f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+            resp = httpx.post(
+                f"{base}/slack/events",
+                content=body,
+                headers={"Content-Type": "application/json", "X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig},
+            )
+            assert resp.status_code == 200
+            while time.time() < deadline and not fake.calls_to("reactions.add"):
+                time.sleep(0.1)
+            assert fake.calls_to("reactions.add") and fake.calls_to("chat.postMessage")
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
