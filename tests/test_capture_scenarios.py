@@ -421,3 +421,37 @@ def test_redelivery_on_postgresql(pg_url: str) -> None:
         assert len(bot.fake.calls_to("reactions.add")) == 1
     finally:
         bot.close()
+
+
+def test_two_workers_on_postgresql_send_each_item_once(pg_url: str) -> None:
+    """Scale-out: several processes drain one outbox (FOR UPDATE SKIP LOCKED); nothing is sent twice."""
+    from bot.worker import Worker
+
+    bot = start_console(pg_url, feedback_suggestions=False)
+    try:
+        deps = bot.bot.deps
+        for i in range(20):
+            send(bot, customer_message(bot, f"Report export number {i} is missing its totals row"))
+        bot.bot.executor.wait_idle(10)
+        other = Worker(sessions=deps.sessions, gateway=deps.gateway, settings=deps.settings)
+        threads = [threading.Thread(target=w.drain) for w in (deps.worker, other)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        bot.settle()
+        assert len(posts_to(bot, "C0TRIAGE")) == 20
+        assert len(bot.fake.calls_to("reactions.add")) == 20
+    finally:
+        bot.close()
+
+
+def test_reaction_by_an_unknown_user_is_ignored(bot: Console) -> None:
+    env = customer_message(bot)
+    reaction = payload("slack_event_reaction_added.json")
+    reaction["event"].update(user="U0NOBODY")
+    reaction["event"]["item"]["ts"] = env["event"]["ts"]
+    assert send(bot, reaction) == 200
+    bot.settle()
+    assert rows(bot) == []
+    assert bot.fake.calls_to("users.info")[-1].response["error"] == "user_not_found"
