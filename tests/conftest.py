@@ -89,6 +89,12 @@ def shared_embedder() -> Embedder:
     return _EMBEDDER[0]
 
 
+@pytest.fixture(scope="session")
+def embedder() -> Embedder:
+    """The loaded model, shared by every test that needs one."""
+    return shared_embedder()
+
+
 def start_console(database_url: str, **overrides: Any) -> Console:
     """The real app behind real HTTP, with the fake Slack, the way `feedbackbot console` runs it."""
     return Console(make_settings(database_url, **overrides), create_app, io.StringIO(), embedder=shared_embedder())

@@ -27,13 +27,6 @@ SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "feedback_sample.
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    emb = Embedder()
-    emb.load()
-    return emb
-
-
-@pytest.fixture(scope="session")
 def sample(embedder: Embedder) -> tuple[list[str], list[str], np.ndarray]:
     with SAMPLE.open(newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -16,13 +16,6 @@ LAST = re.compile(r"^macro-F1 \d\.\d{3}$")
 
 
 @pytest.fixture(scope="session")
-def embedder() -> Embedder:
-    emb = Embedder()
-    emb.load()
-    return emb
-
-
-@pytest.fixture(scope="session")
 def split(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     with SAMPLE.open(newline="") as fh:
         rows = list(csv.DictReader(fh))

@@ -141,7 +141,16 @@ def test_selects_set_type_theme_impact_owner_update_card_and_audit_thread(bot: C
     ]
 
 
-def test_route_to_linear_replayed_four_times_creates_one_issue(bot: Console) -> None:
+@pytest.fixture
+def any_bot(any_db_url: str):
+    """The harness on SQLite and on PostgreSQL."""
+    bot = start_console(any_db_url)
+    yield bot
+    bot.close()
+
+
+def test_route_to_linear_replayed_four_times_creates_one_issue(any_bot: Console) -> None:
+    bot = any_bot
     fb = capture(bot, "Scheduled reports arrive empty since Monday")
     msg = card_message(bot, fb.id)
     threads = [
@@ -502,23 +511,3 @@ def test_triage_modal_from_an_unknown_user_is_checked_after_the_ack(bot: Console
     assert rows(bot)[0].status == "new"
     dm = [c for c in bot.fake.calls_to("chat.postMessage") if c.args["channel"] == "U0CUST"]
     assert dm and "Nothing changed" in dm[0].args["text"]
-
-
-def test_replayed_route_on_postgresql_creates_one_issue(pg_url: str) -> None:
-    bot = start_console(pg_url)
-    try:
-        fb = capture(bot, "Scheduled reports arrive empty since Monday")
-        msg = card_message(bot, fb.id)
-        threads = [
-            threading.Thread(target=click, args=(bot, fb.id, "triage.route_linear"), kwargs={"message": msg})
-            for _ in range(4)
-        ]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        bot.settle()
-        assert len([i for i in bot.linear.issues() if i["identifier"] != "ENG-7"]) == 1
-        assert len(ephemerals(bot)) == 3
-    finally:
-        bot.close()
