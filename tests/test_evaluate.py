@@ -68,3 +68,26 @@ def test_bad_column_missing_file_empty_csv(tmp_path: Path) -> None:
     header_only.write_text("text,label\n")
     with pytest.raises(EvaluationError, match="no rows"):
         evaluate(header_only)
+
+
+def test_zero_shot_predicts_only_the_labels_the_file_uses(tmp_path: Path, embedder: Embedder) -> None:
+    """A bug/feature/question data set (GitHub-style labels, any case) is scored on those three labels only."""
+    rows = [
+        ("App crashes when clicking save", "bug"),
+        ("Add support for dark mode", "enhancement"),
+        ("How do I configure the proxy?", "question"),
+        ("Null pointer exception on startup", "BUG"),
+        ("Would be great to export to PDF", "Feature"),
+        ("Where is the API key setting?", "Question"),
+        ("Fix the typo in the install docs", "documentation"),
+    ]
+    path = tmp_path / "gh.csv"
+    with path.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["title", "labels"])
+        writer.writerows(rows)
+    report = evaluate(path, text_column="title", label_column="labels", embedder=embedder)
+    assert "restricted to the task's 3 labels: Bug, Feature request, Question" in report
+    assert "Skipped 1 rows" in report and "documentation" in report
+    assert "Praise" not in report.split("== shipped model")[1]
+    assert LAST.match(report.splitlines()[-1])
