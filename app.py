@@ -119,6 +119,16 @@ def create_app(
     return Bot(app=app, deps=deps, executor=executor)
 
 
+def health(bot: Bot) -> dict[str, Any]:
+    """Liveness plus what an operator wants at a glance: database, model state, outbox backlog."""
+    from storage import queries
+
+    with bot.deps.transaction() as session:
+        outbox = queries.outbox_counts(session=session)
+    suggestions = bot.deps.worker.suggestions
+    return {"ok": True, "database": "ok", "outbox": outbox, "suggestions": suggestions.state if suggestions else "off"}
+
+
 def _respond(start: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
     data = json.dumps(body).encode()
     start(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
@@ -167,7 +177,7 @@ def make_wsgi(bot: Bot) -> Callable[[dict[str, Any], StartResponse], Iterable[by
     def wsgi(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz" and method == "GET":
-            return _respond(start, "200 OK", {"ok": True})
+            return _respond(start, "200 OK", health(bot))
         if path != "/slack/events" or method != "POST":
             return _respond(start, "404 Not Found", {"ok": False, "error": "not_found"})
         length = int(environ.get("CONTENT_LENGTH") or 0)

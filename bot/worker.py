@@ -210,6 +210,7 @@ class Worker:
         if not channel:
             raise Permanent("FEEDBACK_TRIAGE_CHANNEL is not set; the card waits in the outbox")
         with _slack_errors():
+            self._check_internal(session, channel)
             if not fb.permalink and fb.channel_id and fb.message_ts:
                 fb.permalink = self.gateway.permalink(fb.channel_id, fb.message_ts)
             ts = self.gateway.find_posted(channel, job.key, since=job.created_at - 60) if job.crashed_mid_send else None
@@ -218,6 +219,21 @@ class Worker:
         fb.card_channel, fb.card_ts = channel, ts
         capture.enqueue_receipt(session, self.settings, fb)  # after the network calls: no lock held while sending
         return {"channel": channel, "ts": ts}
+
+    def _check_internal(self, session: Session, channel: str) -> None:
+        """Cards are internal: refuse a triage channel shared with another organisation (a misconfiguration)."""
+        cached = queries.get_channel(session=session, channel_id=channel)
+        fresh = cached and cached.checked_at > utcnow() - timedelta(seconds=self.settings.channel_cache_seconds)
+        shared = (
+            cached.is_ext_shared
+            if cached and fresh
+            else capture.refresh_channel(session=session, gateway=self.gateway, channel_id=channel)
+        )
+        if shared:
+            raise Permanent(
+                f"FEEDBACK_TRIAGE_CHANNEL {channel} is shared with another organisation; "
+                "triage cards are internal, so none is posted there"
+            )
 
     def _is_chatter(self, fb: Feedback) -> bool:
         """Only auto-captures are filtered; a human's capture is feedback by definition."""

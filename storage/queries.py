@@ -119,11 +119,8 @@ def claim_due(*, session: Session, now: datetime, lease: timedelta, limit: int =
 
 def outbox_counts(*, session: Session) -> dict[str, int]:
     """Status histogram for health checks and the console."""
-    rows = session.execute(select(OutboxItem.status, OutboxItem.id)).all()
-    counts: dict[str, int] = {}
-    for status, _ in rows:
-        counts[status] = counts.get(status, 0) + 1
-    return counts
+    rows = session.execute(select(OutboxItem.status, func.count()).group_by(OutboxItem.status)).all()
+    return {str(status): int(n) for status, n in rows}
 
 
 def themes(*, session: Session) -> Sequence[Theme]:

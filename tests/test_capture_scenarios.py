@@ -106,7 +106,8 @@ def test_unparseable_bodies_are_4xx_never_5xx(bot: Console) -> None:
     assert bot.post_signed(b"\xff\xfe\x00garbage", "application/json").status_code == 400
     assert bot.post_signed("payload=%7Bnope", "application/x-www-form-urlencoded").status_code == 400
     assert bot.post_signed("[1, 2]", "application/json").status_code == 400
-    assert bot.http.get("/healthz").json() == {"ok": True}
+    health = bot.http.get("/healthz").json()
+    assert health["ok"] and health["database"] == "ok" and health["suggestions"] == "ready"
 
 
 def test_odd_events_are_ignored_without_crashing(bot: Console) -> None:
@@ -166,7 +167,8 @@ def test_channel_flag_comes_from_conversations_info_when_envelope_lacks_it(bot: 
     assert send(bot, second) == 200
     bot.settle()
     assert len(rows(bot)) == 2
-    assert len(bot.fake.calls_to("conversations.info")) == 1, "cached after the first lookup"
+    lookups = [c for c in bot.fake.calls_to("conversations.info") if c.args["channel"] == "C0SHARED"]
+    assert len(lookups) == 1, "cached after the first lookup"
 
 
 def test_edit_updates_verbatim_and_card_delete_keeps_audit(bot: Console) -> None:
@@ -455,3 +457,16 @@ def test_reaction_by_an_unknown_user_is_ignored(bot: Console) -> None:
     bot.settle()
     assert rows(bot) == []
     assert bot.fake.calls_to("users.info")[-1].response["error"] == "user_not_found"
+
+
+def test_a_shared_triage_channel_gets_no_cards(sqlite_url: str) -> None:
+    bot = start_console(sqlite_url)
+    try:
+        bot.settings.feedback_triage_channel = "C0SHARED"  # misconfigured: the customer's own channel
+        send(bot, customer_message(bot))
+        bot.settle()
+        card = outbox(bot)["card:1"]
+        assert card.status == "failed" and "shared with another organisation" in (card.last_error or "")
+        assert posts_to(bot, "C0SHARED") == [] and len(rows(bot)) == 1
+    finally:
+        bot.close()
