@@ -470,3 +470,17 @@ def test_a_shared_triage_channel_gets_no_cards(sqlite_url: str) -> None:
         assert posts_to(bot, "C0SHARED") == [] and len(rows(bot)) == 1
     finally:
         bot.close()
+
+
+def test_url_verification_and_rate_limit_notices(bot: Console) -> None:
+    challenge = payload("slack_url_verification.json")
+    resp = bot.post_signed(json.dumps(challenge), "application/json")
+    assert resp.status_code == 200 and challenge["challenge"] in resp.text
+    notice = {
+        "token": "x",
+        "type": "app_rate_limited",
+        "team_id": "T0OURTEAM",
+        "minute_rate_limited": 1518467820,
+        "api_app_id": "A0FEEDBACK",
+    }
+    assert bot.post_signed(json.dumps(notice), "application/json").status_code == 200
