@@ -220,8 +220,9 @@ def triage_controls(
             **({"initial_user": t.owner_id} if t.owner_id else {}),
         },
     ]
+    routed = any(link.status in {"pending", "linked"} for link in t.links)
     buttons = [
-        _button(Action.ROUTE, "Route to Linear", t.ref, "primary"),
+        *([] if routed else [_button(Action.ROUTE, "Route to Linear", t.ref, "primary")]),
         _button(Action.LINK, "Link Linear issue", t.ref),
         _button(Action.ROADMAP, "Add to roadmap", t.ref),
         _button(Action.QUICK_WIN, "Quick win", t.ref),

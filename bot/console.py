@@ -234,12 +234,13 @@ class Console:
                 return msg
         raise ValueError(f"no message in #{channel.lstrip('#')} yet")
 
-    def run_line(self, line: str) -> bool:
-        """Runs one command; False means quit."""
+    def run_line(self, line: str, *, echo: bool = True) -> bool:
+        """Runs one command (echoed in scripted transcripts); False means quit."""
         line = line.strip()
         if not line or line.startswith("#"):
             return True
-        self.out.write(f"> {line}\n")
+        if echo:
+            self.out.write(f"> {line}\n")
         word, _, rest = line.partition(" ")
         try:
             handler = COMMANDS.get(word)
@@ -592,7 +593,7 @@ def run_console(
     stream.write(f"Feedback Loop console (database {database_url}). Type `help`.\n")
     try:
         for line in _lines(script):
-            if not console.run_line(line):
+            if not console.run_line(line, echo=script is not None):
                 break
     finally:
         console.close()
