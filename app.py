@@ -195,6 +195,24 @@ def make_wsgi(bot: Bot) -> Callable[[dict[str, Any], StartResponse], Iterable[by
     return wsgi
 
 
+def _socket_mode_handler(app: App, app_token: str) -> Any:
+    """Socket Mode acks only Bolt's 200s; like HTTP mode, envelopes no listener wants are acked, not redelivered."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_bolt.adapter.socket_mode.internals import run_bolt_app, send_response
+    from slack_bolt.response import BoltResponse
+
+    class AckingHandler(SocketModeHandler):
+        def handle(self, client: Any, req: Any) -> None:
+            start = time.time()
+            resp = run_bolt_app(self.app, req)
+            if resp.status == 404:
+                log.info("no listener for this envelope; acknowledged and ignored")
+                resp = BoltResponse(status=200, body="")
+            send_response(client, req, resp, start)
+
+    return AckingHandler(app, app_token)
+
+
 def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     socket_mode = settings.slack_app_token is not None
     missing = settings.missing_slack_settings(socket_mode=socket_mode)
@@ -208,11 +226,9 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     bot = create_app(settings, migrate_db=not args.no_migrate, socket_mode=socket_mode)
     bot.deps.worker.start()
     if socket_mode:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
-
         assert settings.slack_app_token is not None
         log.info("starting in Socket Mode")
-        SocketModeHandler(bot.app, settings.slack_app_token.get_secret_value()).start()
+        _socket_mode_handler(bot.app, settings.slack_app_token.get_secret_value()).start()
         return 0
     from waitress import serve
 

@@ -37,7 +37,7 @@ IGNORED_SUBTYPES = {
     "huddle_thread",
     "channel_convert_to_private",
 }
-ALLOWED_SUBTYPES = {None, "thread_broadcast", "file_share"}
+ALLOWED_SUBTYPES = {None, "thread_broadcast", "file_share", "me_message"}
 
 
 @dataclass(frozen=True)
@@ -69,31 +69,29 @@ def clean_text(raw: object, limit: int) -> tuple[str, bool]:
     return text, False
 
 
-def message_request(event: dict[str, Any], *, installing_team: str, bot_user_id: str) -> CaptureRequest | None:
-    """Auto-capture decision for one message event: only external customers' own words qualify."""
+def author_team(event: dict[str, Any]) -> str | None:
+    """The author's organisation as the event states it (Slack Connect events carry user_team/source_team)."""
+    team = event.get("user_team") or event.get("source_team") or event.get("team")
+    return team if isinstance(team, str) and team else None
+
+
+def message_request(
+    event: dict[str, Any], *, installing_team: str, bot_user_id: str, team: str | None, guest: bool = False
+) -> CaptureRequest | None:
+    """Auto-capture decision for one message: customers' own words (Slack Connect users, or guests) qualify."""
     if event.get("subtype") not in ALLOWED_SUBTYPES or event.get("bot_id") or event.get("hidden"):
         return None
-    user = event.get("user")
-    channel = event.get("channel")
-    ts = event.get("ts")
+    user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
     if not (isinstance(user, str) and isinstance(channel, str) and isinstance(ts, str)) or user == bot_user_id:
         return None
-    author_team = event.get("user_team") or event.get("team")
-    if not author_team or author_team == installing_team:
+    if not team or (team == installing_team and not guest):
         return None  # internal staff: captured only when a staff member tags the message
     profile = event.get("user_profile") or {}
     return CaptureRequest(
-        method=CaptureMethod.AUTO,
-        text=event.get("text") or "",
-        team_id=installing_team,
-        channel_id=channel,
-        message_ts=ts,
-        thread_ts=event.get("thread_ts"),
-        author_user_id=user,
-        author_team_id=author_team,
-        author_name=profile.get("real_name") or profile.get("display_name") or profile.get("name"),
-        is_external=True,
-    )
+        method=CaptureMethod.AUTO, text=event.get("text") or "", team_id=installing_team, channel_id=channel,
+        message_ts=ts, thread_ts=event.get("thread_ts"), author_user_id=user, author_team_id=team,
+        author_name=profile.get("real_name") or profile.get("display_name") or profile.get("name"), is_external=True,
+    )  # fmt: skip
 
 
 def channel_is_watched(
@@ -227,16 +225,18 @@ def _enqueue_card_update(session: Session, fb: Feedback, reason: str) -> None:
 def record_edit(
     *, session: Session, settings: Settings, channel_id: str, ts: str, new_text: object, edited_ts: str | None
 ) -> Feedback | None:
-    """message_changed: the stored verbatim follows the edit; the old text stays in the audit trail."""
+    """message_changed: the stored verbatim follows the newest edit; older text stays in the audit trail."""
     fb = queries.feedback_by_key(session=session, dedupe_key=f"msg:{channel_id}:{ts}")
     if fb is None:
+        log.info("edit of %s in %s: not captured (yet); the capture keeps the text it saw", ts, channel_id)
         return None
     text, truncated = clean_text(new_text, settings.feedback_max_text)
     if not text:
         return fb
     queries.lock_feedback(session=session, feedback=fb)
-    if text == fb.text:  # a redelivered edit
-        return fb
+    last = queries.last_edit_ts(session=session, feedback_id=fb.id)
+    if text == fb.text or (edited_ts and last and float(edited_ts) <= float(last)):
+        return fb  # a redelivered or out-of-order (older) edit
     queries.add_event(
         session=session,
         feedback=fb,

@@ -1,14 +1,21 @@
 """A stand-in for Slack's Web API over real HTTP, so slack_sdk.WebClient runs unchanged in tests and console.
 
 Speaks Slack's wire format (JSON or form bodies, Bearer or `token` auth, ok:false errors, 429 + Retry-After)
-for the methods the bot uses; everything it answers is recorded in `calls`.
+for the methods the bot uses; everything it answers is recorded in `calls`. Socket Mode too: an `xapp-` token
+gets a `ws://` URL from apps.connections.open, where a small RFC 6455 server says `hello`, carries the
+envelopes a test pushes with `socket_send` and records the client's acks in `socket_acks`.
 """
 
 from __future__ import annotations
 
+import base64
+import contextlib
 import copy
+import hashlib
 import json
 import re
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -18,11 +25,14 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, urlsplit
 
 Json = dict[str, Any]
 _JSON_FIELDS = frozenset({"blocks", "attachments", "view", "metadata", "files", "outputs"})
 _JSON_TYPE = "application/json; charset=utf-8"
+_APP_TOKEN_METHODS = frozenset({"apps.connections.open"})  # the only methods that take an app-level token
+_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+_TEXT, _CLOSE, _PING, _PONG = 0x1, 0x8, 0x9, 0xA
 
 
 @dataclass
@@ -128,6 +138,65 @@ def _failure_answer(f: _Failure) -> tuple[int, dict[str, str], Json, bytes]:
     return f.status, headers, body, json.dumps(body).encode()
 
 
+def socket_envelope(kind: str, payload: Json, *, retry_attempt: int = 0, envelope_id: str | None = None) -> Json:
+    """A Socket Mode envelope shaped as Slack sends it; `retry_attempt` > 0 is Slack redelivering it."""
+    envelope: Json = {"envelope_id": envelope_id or str(uuid.uuid4()), "type": kind, "payload": payload}
+    responds = kind == "slash_commands" or payload.get("type") in ("view_submission", "block_suggestion")
+    envelope["accepts_response_payload"] = responds
+    if kind == "events_api":
+        envelope.update(retry_attempt=retry_attempt, retry_reason="http_timeout" if retry_attempt else "")
+    return envelope
+
+
+def _ws_accept(key: str) -> str:
+    """RFC 6455 4.2.2: the answer that proves to the client we read its handshake."""
+    return base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
+
+
+def _ws_frame(opcode: int, data: bytes) -> bytes:
+    """One final, unmasked frame: servers never mask (RFC 6455 5.1)."""
+    size = len(data)
+    if size < 126:
+        length = bytes([size])
+    elif size < 1 << 16:
+        length = struct.pack("!BH", 126, size)
+    else:
+        length = struct.pack("!BQ", 127, size)
+    return bytes([0x80 | opcode]) + length + data
+
+
+def _ws_read(read: Callable[[int], bytes]) -> tuple[int, bytes] | None:
+    """One client frame, unmasked; None when the peer went away. Fragments are not needed for acks."""
+    head = read(2)
+    if len(head) < 2:
+        return None
+    size = head[1] & 0x7F
+    if size >= 126:
+        raw = read(2 if size == 126 else 8)
+        size = struct.unpack("!H" if size == 126 else "!Q", raw)[0]
+    mask = read(4) if head[1] & 0x80 else b"\0\0\0\0"
+    data = read(size)
+    if len(mask) < 4 or len(data) < size:
+        return None
+    return head[0] & 0x0F, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+class _Link:
+    """One live Socket Mode connection; sends are locked because the test thread and the reader both write."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock, self._lock = sock, threading.Lock()
+
+    def send(self, opcode: int, data: bytes) -> None:
+        with self._lock:
+            self.sock.sendall(_ws_frame(opcode, data))
+
+    def drop(self) -> None:
+        """Cut the TCP connection so the reader thread ends even if the client never sends close."""
+        with contextlib.suppress(OSError):  # already closed by the client
+            self.sock.shutdown(socket.SHUT_RDWR)
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default backlog of 5 drops SYNs when many workers connect at once
@@ -162,6 +231,11 @@ class FakeSlack:
         self._files: dict[str, Json] = {}
         self._clock, self._seq = 1_700_000_000_000_000, 0
         self._lock = threading.RLock()
+        self.socket_acks: list[Json] = []  # what the Socket Mode client sent back: {envelope_id, payload?}
+        self.socket_connected = threading.Event()  # set while a Socket Mode client is connected (after hello)
+        self._acked = threading.Condition(self._lock)
+        self._tickets: set[str] = set()
+        self._links: list[_Link] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.add_user(bot_user_id, "feedbackbot", is_bot=True, real_name="Feedback Loop")
@@ -184,6 +258,10 @@ class FakeSlack:
 
     def stop(self) -> None:
         """Close the socket and join the thread so no test leaks a server."""
+        with self._lock:
+            links = list(self._links)
+        for link in links:
+            link.drop()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -300,6 +378,84 @@ class FakeSlack:
         with self._lock:
             self.calls.clear()
 
+    def socket_send(self, envelope: Json) -> None:
+        """Push one message (an envelope, or e.g. a `disconnect`) down the newest live Socket Mode connection."""
+        with self._lock:
+            if not self._links:
+                raise RuntimeError("no Socket Mode client is connected; wait on socket_connected first")
+            link = self._links[-1]
+        link.send(_TEXT, json.dumps(envelope).encode())
+
+    def wait_for_ack(self, envelope_id: str, timeout: float = 10.0) -> Json:
+        """The client's ack for one envelope; Slack redelivers what is not acked within 3 seconds."""
+        with self._acked:
+            found = self._acked.wait_for(
+                lambda: [a for a in self.socket_acks if a.get("envelope_id") == envelope_id], timeout
+            )
+            if not found:
+                raise TimeoutError(f"no ack for envelope {envelope_id} within {timeout}s")
+            return copy.deepcopy(found[0])
+
+    def _serve_socket(self, handler: BaseHTTPRequestHandler, ticket: str) -> None:
+        """One Socket Mode connection, in its request thread: upgrade, say hello, then serve until it closes."""
+        if not self._upgrade(handler, ticket):
+            return
+        link = _Link(handler.connection)
+        with self._lock:
+            self._links.append(link)
+        try:
+            link.send(_TEXT, json.dumps(self._hello()).encode())
+            self.socket_connected.set()
+            self._read_frames(handler.rfile.read, link)
+        except OSError:
+            pass  # the client or stop() cut the connection
+        finally:
+            with self._lock:
+                self._links.remove(link)
+                if not self._links:
+                    self.socket_connected.clear()
+
+    def _upgrade(self, handler: BaseHTTPRequestHandler, ticket: str) -> bool:
+        """RFC 6455 handshake for a ticket from apps.connections.open; a ticket opens one connection."""
+        headers, key = handler.headers, handler.headers.get("Sec-WebSocket-Key", "")
+        websocket = headers.get("Upgrade", "").lower() == "websocket" and headers.get("Sec-WebSocket-Version") == "13"
+        with self._lock:
+            known = ticket in self._tickets
+            self._tickets.discard(ticket)
+        if not (known and websocket and key):
+            handler.send_error(400 if known else 401)
+            return False
+        handler.send_response(101, "Switching Protocols")
+        handler.send_header("Upgrade", "websocket")
+        handler.send_header("Connection", "Upgrade")
+        handler.send_header("Sec-WebSocket-Accept", _ws_accept(key))
+        handler.end_headers()
+        handler.close_connection = True
+        return True
+
+    def _read_frames(self, read: Callable[[int], bytes], link: _Link) -> None:
+        """Answer pings, record acks, echo a close; anything else a Socket Mode client sends is ignored."""
+        while (frame := _ws_read(read)) is not None:
+            opcode, data = frame
+            if opcode == _PING:
+                link.send(_PONG, data)
+            elif opcode == _TEXT:
+                with self._acked:
+                    self.socket_acks.append(json.loads(data))
+                    self._acked.notify_all()
+            elif opcode == _CLOSE:
+                link.send(_CLOSE, data[:2])
+                return
+
+    def _hello(self) -> Json:
+        """The first message on every Socket Mode connection."""
+        with self._lock:
+            count = len(self._links)
+        return {
+            "type": "hello", "num_connections": count, "connection_info": {"app_id": self.app_id},
+            "debug_info": {"host": "applink-fake", "build_number": 1, "approximate_connection_time": 18060},
+        }  # fmt: skip
+
     def _handle_api(self, method: str, query: str, body: bytes, ctype: str, auth: str) -> tuple[int, Json, bytes]:
         """Parse, record and answer one Web API request, all under the lock."""
         with self._lock:
@@ -322,7 +478,8 @@ class FakeSlack:
         try:
             _need(method in _METHODS, "unknown_method")
             _need(token, "not_authed")
-            _need(token.startswith(("xoxb-", "xoxp-")), "invalid_auth")
+            _need(token.startswith(("xoxb-", "xoxp-", "xapp-")), "invalid_auth")
+            _need(token.startswith("xapp-") == (method in _APP_TOKEN_METHODS), "not_allowed_token_type")
             _need(not bad_body, "invalid_json")
             return {"ok": True, **_METHODS[method](self, args)}
         except _SlackError as exc:
@@ -426,6 +583,12 @@ class FakeSlack:
             "app_id": self.app_id, "bot_id": self.bot_id, "app_installed_team_id": self.team_id,
             "state": {"values": {}}, "hash": f"1700000000.{self._new_id('h')}",
         }  # fmt: skip
+
+    def _apps_connections_open(self, a: Json) -> Json:
+        ticket = uuid.uuid4().hex
+        self._tickets.add(ticket)
+        base = self.url.removesuffix("/api/").replace("http://", "ws://", 1)
+        return {"url": f"{base}/link/?ticket={ticket}&app_id={self.app_id}"}
 
     def _auth_test(self, a: Json) -> Json:
         return {
@@ -568,6 +731,7 @@ class FakeSlack:
 
 
 _METHODS: dict[str, Callable[[FakeSlack, Json], Json]] = {
+    "apps.connections.open": FakeSlack._apps_connections_open,
     "auth.test": FakeSlack._auth_test,
     "team.info": FakeSlack._team_info,
     "conversations.info": FakeSlack._conversations_info,
@@ -595,7 +759,7 @@ _METHODS: dict[str, Callable[[FakeSlack, Json], Json]] = {
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """Routes /api/<method> to the fake and /upload/v1/<file_id> to the upload sink."""
+    """Routes /api/<method> to the fake, /upload/v1/<file_id> to the upload sink, GET /link/ to Socket Mode."""
 
     fake: FakeSlack
 
@@ -617,7 +781,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    do_GET = do_POST
+    def do_GET(self) -> None:
+        """Web API methods, plus the Socket Mode URL handed out by apps.connections.open."""
+        parts = urlsplit(self.path)
+        if parts.path == "/link/":
+            self.fake._serve_socket(self, parse_qs(parts.query).get("ticket", [""])[0])
+        else:
+            self.do_POST()
 
     def log_message(self, format: str, *args: Any) -> None:
         """Keep test output quiet; the fake's `calls` list is the log."""

@@ -7,6 +7,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from sqlalchemy.orm import Session
+
 from bot import blocks, capture
 from bot.blocks import Field
 from bot.deps import Deps
@@ -25,34 +27,54 @@ def on_message(deps: Deps, event: dict[str, Any], envelope: dict[str, Any]) -> N
         return
     with deps.transaction() as session:
         if subtype == "message_changed":
-            msg = event.get("message") or {}
-            capture.record_edit(
-                session=session,
-                settings=deps.settings,
-                channel_id=channel,
-                ts=str(msg.get("ts")),
-                new_text=msg.get("text"),
-                edited_ts=(msg.get("edited") or {}).get("ts") or event.get("ts"),
-            )
-            return
-        if subtype == "message_deleted":
+            _on_changed(deps, session, channel, event)
+        elif subtype == "message_deleted":
             capture.record_delete(session=session, channel_id=channel, ts=str(event.get("deleted_ts")))
-            return
-        req = capture.message_request(event, installing_team=deps.gateway.team_id, bot_user_id=deps.gateway.bot_user_id)
-        if req is None:
-            return
-        if not capture.channel_is_watched(
-            session=session,
-            gateway=deps.gateway,
-            settings=deps.settings,
-            channel_id=channel,
-            shared_hint=envelope.get("is_ext_shared_channel"),
-        ):
-            return
-        if not capture.clean_text(req.text, deps.settings.feedback_max_text)[0]:
-            log.info("empty message %s in %s not captured", req.message_ts, channel)
-            return
-        capture.capture(session=session, settings=deps.settings, req=req)
+        else:
+            _on_posted(deps, session, channel, event, envelope)
+
+
+def _on_changed(deps: Deps, session: Session, channel: str, event: dict[str, Any]) -> None:
+    msg = event.get("message") or {}
+    if msg.get("subtype") == "tombstone":  # a thread parent was deleted; Slack keeps a placeholder
+        capture.record_delete(session=session, channel_id=channel, ts=str(msg.get("ts")))
+        return
+    edited_ts = (msg.get("edited") or {}).get("ts") or event.get("ts")
+    capture.record_edit(
+        session=session,
+        settings=deps.settings,
+        channel_id=channel,
+        ts=str(msg.get("ts")),
+        new_text=msg.get("text"),
+        edited_ts=edited_ts,
+    )
+
+
+def _on_posted(deps: Deps, session: Session, channel: str, event: dict[str, Any], envelope: dict[str, Any]) -> None:
+    gateway, user = deps.gateway, event.get("user")
+    if not isinstance(user, str) or event.get("bot_id") or event.get("subtype") not in capture.ALLOWED_SUBTYPES:
+        return
+    watched = capture.channel_is_watched(
+        session=session,
+        gateway=gateway,
+        settings=deps.settings,
+        channel_id=channel,
+        shared_hint=envelope.get("is_ext_shared_channel"),
+    )
+    if not watched:
+        return
+    team = capture.author_team(event) or gateway.user(user).get("team_id")
+    info = gateway.user(user) if team == gateway.team_id else {}
+    guest = bool(info.get("is_restricted") or info.get("is_ultra_restricted"))
+    req = capture.message_request(
+        event, installing_team=gateway.team_id, bot_user_id=gateway.bot_user_id, team=team, guest=guest
+    )
+    if req is None:
+        return
+    if not capture.clean_text(req.text, deps.settings.feedback_max_text)[0]:
+        log.info("empty message %s in %s not captured", req.message_ts, channel)
+        return
+    capture.capture(session=session, settings=deps.settings, req=req)
 
 
 def on_reaction(deps: Deps, event: dict[str, Any]) -> None:
@@ -65,6 +87,8 @@ def on_reaction(deps: Deps, event: dict[str, Any]) -> None:
         return
     if item.get("type") != "message" or not isinstance(user, str) or not item.get("channel") or not item.get("ts"):
         return
+    if event.get("item_user") == deps.gateway.bot_user_id or item["channel"] == deps.settings.feedback_triage_channel:
+        return  # our own cards, receipts and audit replies are not customer feedback
     if not deps.gateway.is_staff(user):
         log.info("reaction :%s: by non-staff %s ignored", name, user)
         return

@@ -63,7 +63,8 @@ def backoff(attempts: int, retry_after: float | None) -> timedelta:
 def begin(item: OutboxItem) -> Job:
     """Marks the attempt before the side effect, so a crash leaves a trace to reconcile."""
     created = item.created_at.replace(tzinfo=UTC).timestamp()
-    job = Job(item.id, item.key, item.kind, dict(item.payload), item.attempts, item.last_error == IN_FLIGHT, created)
+    crashed = (item.last_error or "").startswith(IN_FLIGHT)
+    job = Job(item.id, item.key, item.kind, dict(item.payload), item.attempts, crashed, created)
     item.attempts += 1
     item.last_error = IN_FLIGHT
     return job
@@ -82,7 +83,8 @@ def finish(
     if error is None:
         item.status, item.result, item.last_error = "done", result or {}, None
         return
-    item.last_error = IN_FLIGHT if isinstance(error, MaybeSent) else f"{type(error).__name__}: {error}"[:2000]
+    text = f"{type(error).__name__}: {error}"
+    item.last_error = (f"{IN_FLIGHT}: {text}" if isinstance(error, MaybeSent) else text)[:2000]
     if isinstance(error, Defer):
         item.attempts -= 1
         item.status, item.next_attempt_at = "pending", now + backoff(item.attempts, error.retry_after)

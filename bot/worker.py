@@ -27,14 +27,16 @@ LEASE = timedelta(minutes=2)
 
 
 @contextmanager
-def _slack_errors() -> Iterator[None]:
-    """Maps Slack failures onto the outbox's two outcomes."""
+def _slack_errors(*, posting: bool = False) -> Iterator[None]:
+    """Maps Slack failures onto the outbox outcomes; a post that timed out or hit a 5xx may have landed."""
     try:
         yield
     except SlackError as exc:
-        if exc.retryable:
-            raise Retry(str(exc), exc.retry_after) from exc
-        raise Permanent(str(exc)) from exc
+        if not exc.retryable:
+            raise Permanent(str(exc)) from exc
+        if posting and exc.error != "ratelimited":
+            raise MaybeSent(str(exc), exc.retry_after) from exc
+        raise Retry(str(exc), exc.retry_after) from exc
 
 
 class Worker:
@@ -209,7 +211,7 @@ class Worker:
         channel = self.settings.feedback_triage_channel
         if not channel:
             raise Permanent("FEEDBACK_TRIAGE_CHANNEL is not set; the card waits in the outbox")
-        with _slack_errors():
+        with _slack_errors(posting=True):
             self._check_internal(session, channel)
             if not fb.permalink and fb.channel_id and fb.message_ts:
                 fb.permalink = self.gateway.permalink(fb.channel_id, fb.message_ts)
@@ -257,7 +259,7 @@ class Worker:
         fb = self._feedback(session, job)
         if not (fb.card_channel and fb.card_ts):
             return {"skipped": "no card"}
-        with _slack_errors():
+        with _slack_errors(posting=True):
             ts = (
                 self.gateway.find_posted(fb.card_channel, job.key, thread_ts=fb.card_ts, since=job.created_at - 60)
                 if job.crashed_mid_send
@@ -271,7 +273,7 @@ class Worker:
         fb = self._feedback(session, job)
         assert fb.channel_id and fb.message_ts
         mode = job.payload.get("mode", self.settings.feedback_receipt)
-        with _slack_errors():
+        with _slack_errors(posting=True):
             if mode == "reaction":
                 self.gateway.react(fb.channel_id, fb.message_ts, self.settings.feedback_receipt_emoji)
                 return {"reaction": self.settings.feedback_receipt_emoji}

@@ -266,3 +266,15 @@ def lock_feedback(*, session: Session, feedback: Feedback) -> Feedback:
     )
     session.refresh(feedback)
     return feedback
+
+
+def last_edit_ts(*, session: Session, feedback_id: int) -> str | None:
+    """The Slack `edited.ts` of the newest edit applied, so an older redelivered edit cannot win."""
+    stmt = (
+        select(FeedbackEvent.detail)
+        .where(FeedbackEvent.feedback_id == feedback_id, FeedbackEvent.kind == "edited")
+        .order_by(FeedbackEvent.id.desc())
+        .limit(1)
+    )
+    detail = session.scalar(stmt)
+    return str(detail["edited_ts"]) if detail and detail.get("edited_ts") else None

@@ -484,3 +484,86 @@ def test_url_verification_and_rate_limit_notices(bot: Console) -> None:
         "api_app_id": "A0FEEDBACK",
     }
     assert bot.post_signed(json.dumps(notice), "application/json").status_code == 200
+
+
+def test_a_post_that_failed_with_5xx_is_reconciled_before_any_resend(bot: Console) -> None:
+    """Slack may have posted the card before answering 500: the retry looks for it by outbox key first."""
+    send(bot, customer_message(bot))
+    bot.settle()
+    [fb] = rows(bot)
+    with bot.bot.deps.transaction() as s:
+        item = s.scalar(select(OutboxItem).where(OutboxItem.key == "card:1"))
+        # as if the first post landed but Slack answered 503: MaybeSent leaves the row in flight, due again
+        item.status, item.last_error, item.next_attempt_at = "pending", "in flight: Slack unavailable", utcnow()
+        s.get(Feedback, fb.id).card_ts = None
+    bot.settle()
+    assert len(posts_to(bot, "C0TRIAGE")) == 1
+    assert rows(bot)[0].card_ts == fb.card_ts
+
+
+def test_author_team_falls_back_to_source_team_then_users_info(bot: Console) -> None:
+    only_source = customer_message(bot, "Our SSO login loops back to the start page")
+    ev = only_source["event"]
+    ev.pop("user_team")
+    ev.pop("team", None)
+    send(bot, only_source)
+    no_team = customer_message(bot, "The audit log misses role changes")
+    for key in ("user_team", "source_team", "team"):
+        no_team["event"].pop(key, None)
+    send(bot, no_team)
+    bot.settle()
+    assert [(f.author_team_id, f.is_external) for f in rows(bot)] == [("T0CUSTOMER", True), ("T0CUSTOMER", True)]
+
+
+def test_guests_are_customers_in_watched_channels(sqlite_url: str) -> None:
+    bot = start_console(sqlite_url, feedback_watch_channels=["C0INTERNAL"])
+    try:
+        bot.fake.add_user("U0GUEST", "gina", is_restricted=True)
+        msg = bot.fake.post_as_user("C0INTERNAL", "U0GUEST", "The reporting API returns 500 for large ranges")
+        env = payload("slack_event_message_internal.json")
+        env["event"].update(channel="C0INTERNAL", user="U0GUEST", ts=msg["ts"], text=msg["text"])
+        env["is_ext_shared_channel"] = False
+        staff = payload("slack_event_message_internal.json")
+        staff_msg = bot.fake.post_as_user("C0INTERNAL", "U0STAFF", "I will check the reporting API")
+        staff["event"].update(channel="C0INTERNAL", ts=staff_msg["ts"], text=staff_msg["text"])
+        send(bot, env)
+        send(bot, staff)
+        bot.settle()
+        assert [f.author_user_id for f in rows(bot)] == ["U0GUEST"]
+    finally:
+        bot.close()
+
+
+def test_tombstones_delete_and_older_edits_lose(bot: Console) -> None:
+    env = customer_message(bot, "Exports time out for big accounts")
+    send(bot, env)
+    bot.settle()
+    ts = env["event"]["ts"]
+
+    def edit(text: str, edited_ts: str) -> dict:
+        changed = payload("slack_event_message_changed.json")
+        changed["event"]["message"].update(ts=ts, text=text, edited={"user": "U0CUST", "ts": edited_ts})
+        return changed
+
+    send(bot, edit("Exports time out for accounts over 10k rows", "1900000002.000000"))
+    bot.settle()
+    send(bot, edit("Exports time out", "1900000001.000000"))  # an older edit redelivered late
+    bot.settle()
+    assert rows(bot)[0].text == "Exports time out for accounts over 10k rows"
+    tomb = edit("This message was deleted.", "1900000003.000000")
+    tomb["event"]["message"]["subtype"] = "tombstone"
+    send(bot, tomb)
+    bot.settle()
+    fb = rows(bot)[0]
+    assert fb.deleted_at is not None and fb.text == "Exports time out for accounts over 10k rows"
+
+
+def test_reactions_on_our_own_messages_are_not_feedback(bot: Console) -> None:
+    send(bot, customer_message(bot, "Exports time out for big accounts"))
+    bot.settle()
+    card = rows(bot)[0]
+    reaction = payload("slack_event_reaction_added.json")
+    reaction["event"].update(item={"type": "message", "channel": "C0TRIAGE", "ts": card.card_ts}, item_user="U0BOT")
+    send(bot, reaction)
+    bot.settle()
+    assert len(rows(bot)) == 1
