@@ -253,9 +253,18 @@ def _cmd_console(settings: Settings, args: argparse.Namespace) -> int:
 
 def _cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     from bot.evaluate import EvaluationError, evaluate
+    from bot.suggest import type_specs
 
     try:
-        print(evaluate(args.file, train_path=args.train, text_column=args.text_column, label_column=args.label_column))
+        report = evaluate(
+            args.file,
+            train_path=args.train,
+            text_column=args.text_column,
+            label_column=args.label_column,
+            types=type_specs(settings),
+            embedder=Embedder(backend=settings.feedback_embed_backend),
+        )
+        print(report)
     except EvaluationError as exc:
         print(f"feedbackbot eval: {exc}", file=sys.stderr)
         return 2

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bot.classify import DEFAULT_TYPES, LabelModel, make_text_classifier
+from bot.classify import DEFAULT_TYPES, LabelModel, LabelSpec, make_text_classifier
 from bot.embedder import Embedder
 
 log = logging.getLogger(__name__)
@@ -31,15 +32,26 @@ def read_rows(path: str | Path, text_column: str = "text", label_column: str = "
     if not p.is_file():
         raise EvaluationError(f"File not found: {p}")
     csv.field_size_limit(2**31 - 1)  # issue bodies can be long
-    with p.open(newline="", encoding="utf-8-sig", errors="replace") as fh:
-        reader = csv.DictReader(fh)
-        columns = reader.fieldnames or []
-        if not columns:
+    raw = p.read_bytes()
+    encoding = "utf-16" if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else "utf-8-sig"
+    content = raw.decode(encoding, errors="replace")
+    wanted = [text_column.strip().casefold(), label_column.strip().casefold()]
+    first: list[str] = []
+    for delimiter in (",", ";", "\t", "|"):  # comma first; Excel exports in some locales use ; or tabs
+        reader = csv.DictReader(io.StringIO(content, newline=""), delimiter=delimiter)
+        header = list(reader.fieldnames or [])
+        first = first or header
+        by_name = {c.strip().casefold(): c for c in header}
+        if all(w in by_name for w in wanted):
+            break
+    else:
+        if not first:
             raise EvaluationError(f"{p} is empty: expected a header row with {text_column!r} and {label_column!r}")
-        for col in (text_column, label_column):
-            if col not in columns:
-                raise EvaluationError(f"{p} has no column {col!r} (columns: {', '.join(columns)})")
-        rows = [((r.get(text_column) or "").strip(), (r.get(label_column) or "").strip()) for r in reader]
+        known = {c.strip().casefold() for c in first}
+        missing = [c for c, w in zip((text_column, label_column), wanted, strict=True) if w not in known]
+        raise EvaluationError(f"{p} has no column {missing[0]!r} (columns: {', '.join(first)})")
+    picked = [by_name[w] for w in wanted]
+    rows = [((r.get(picked[0]) or "").strip(), (r.get(picked[1]) or "").strip()) for r in reader]
     rows = [(t, y) for t, y in rows if t and y]
     if not rows:
         raise EvaluationError(f"{p} has no rows with both {text_column!r} and {label_column!r} filled in")
@@ -53,18 +65,20 @@ def evaluate(
     text_column: str = "text",
     label_column: str = "label",
     embedder: Embedder | None = None,
+    types: list[LabelSpec] | None = None,
 ) -> str:
     """Score the shipped type model on a CSV; the last line is exactly `macro-F1 0.XXX`."""
     test = read_rows(path, text_column, label_column)
     train = read_rows(train_path, text_column, label_column) if train_path is not None else None
     emb = embedder or Embedder()
+    specs = types or DEFAULT_TYPES
     lines: list[str] = []
     if train is None:
-        model = LabelModel(DEFAULT_TYPES, emb.encode)
+        model = LabelModel(specs, emb.encode)
         keep, y_true = _map_labels(model, test.labels, lines)
     else:
-        uses_types = all(LabelModel(DEFAULT_TYPES).canonical(y) for y in train.labels)
-        model = LabelModel(DEFAULT_TYPES if uses_types else None, emb.encode)
+        uses_types = all(LabelModel(specs).canonical(y) for y in train.labels)
+        model = LabelModel(specs if uses_types else None, emb.encode)
         train_y = [model.canonical(y) or y for y in train.labels]
         keep, y_true = _map_known(model, test.labels, sorted(set(train_y)), lines)
     texts = [test.texts[i] for i in keep]
@@ -81,7 +95,11 @@ def evaluate(
         model.refit()
         lines += _baselines(train.texts, x_train, train_y, texts, x, y_true)
     allowed = set(y_true) if train is None else set(train_y)
-    lines.append(f"Predictions are restricted to the task's {len(allowed)} labels: {', '.join(sorted(allowed))}")
+    if len(allowed) < 2:  # one class left: restricting would make every prediction trivially right
+        allowed = set(model.labels)
+        lines.append("Only one label in the task: predictions range over every configured type")
+    else:
+        lines.append(f"Predictions are restricted to the task's {len(allowed)} labels: {', '.join(sorted(allowed))}")
     y_pred = [_best(model.predict(t, v)[2], allowed) for t, v in zip(texts, x, strict=True)]
     title = "shipped model (" + ("zero-shot prior + learned classifier" if train else "zero-shot") + ")"
     table, macro = _report(y_true, y_pred)

@@ -114,20 +114,19 @@ def require_staff(deps: Deps, user_id: str, team_id: str | None) -> None:
         raise UserFacingError(NOT_STAFF)
 
 
-def log_modal(payload: dict[str, Any]) -> dict[str, Any]:
-    """The message shortcut's modal, prefilled from the message in the payload."""
+def log_modal(deps: Deps, payload: dict[str, Any]) -> dict[str, Any]:
+    """The message shortcut's modal, prefilled from the message in the payload (and its permalink)."""
     msg = payload.get("message") or {}
     channel = (payload.get("channel") or {}).get("id")
-    meta = {
-        "channel": channel,
-        "ts": msg.get("ts"),
-        "thread_ts": msg.get("thread_ts"),
-        "user": msg.get("user"),
-        "user_team": msg.get("user_team") or msg.get("team"),
-    }
+    text = str(msg.get("text") or "")
     if not channel or not msg.get("ts"):
         raise UserFacingError("Slack did not say which message this is; try the shortcut again.")
-    return blocks.log_modal(verbatim=str(msg.get("text") or ""), author=msg.get("user"), permalink=None, metadata=meta)
+    meta = {
+        "channel": channel, "ts": msg.get("ts"), "thread_ts": msg.get("thread_ts"), "user": msg.get("user"),
+        "user_team": capture.author_team(msg), "long": len(text) > blocks.MODAL_TEXT_LIMIT,
+    }  # fmt: skip
+    permalink = deps.gateway.permalink(channel, str(msg["ts"]))
+    return blocks.log_modal(verbatim=text, author=msg.get("user"), permalink=permalink, metadata=meta)
 
 
 def feedback_modal(channel_id: str | None) -> dict[str, Any]:
@@ -184,9 +183,12 @@ def submit_log(deps: Deps, user_id: str, view: dict[str, Any]) -> int:
     values = read_state(view)
     meta = json.loads(view.get("private_metadata") or "{}")
     team = meta.get("user_team")
+    verbatim = values.get(Field.VERBATIM)
+    if meta.get("long") and verbatim and verbatim.endswith("…"):
+        verbatim = None  # the modal held a truncated copy: the worker fetches the full message from Slack
     req = CaptureRequest(
         method=CaptureMethod.SHORTCUT,
-        text=values.get(Field.VERBATIM),
+        text=verbatim,
         team_id=deps.gateway.team_id,
         channel_id=meta.get("channel"),
         message_ts=meta.get("ts"),

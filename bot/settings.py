@@ -76,6 +76,26 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("slack_api_url", mode="after")
+    @classmethod
+    def _trailing_slash(cls, value: str) -> str:
+        """slack_sdk joins method names onto the base URL: without the slash `/api` would be dropped."""
+        return value if value.endswith("/") else value + "/"
+
+    @field_validator("feedback_type_emoji", mode="after")
+    @classmethod
+    def _type_emoji(cls, value: dict[str, str]) -> dict[str, str]:
+        """Keys lose their colons; values must name a feedback type, so a typo fails at start, not on a click."""
+        types = {
+            t.casefold(): t for t in ("Bug", "Feature request", "UX issue", "Praise", "Content/data issue", "Question")
+        }
+        out = {}
+        for emoji, kind in value.items():
+            if kind.casefold() not in types:
+                raise ValueError(f"FEEDBACK_TYPE_EMOJI: {kind!r} is not a feedback type ({', '.join(types.values())})")
+            out[emoji.strip().strip(":")] = types[kind.casefold()]
+        return out
+
     @field_validator("feedback_emoji", "feedback_receipt_emoji", mode="after")
     @classmethod
     def _strip_colons(cls, value: str) -> str:

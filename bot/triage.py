@@ -212,11 +212,9 @@ def apply(deps: Deps, ref: CardRef, action: Action, user: str, value: str | None
             _record(session, fb, action.value, user, before, text, links_before)
     except StaleCard:
         with deps.transaction() as session:
-            _refresh(
-                session,
-                queries.feedback_by_id(session=session, feedback_id=ref.feedback_id) or Feedback(),
-                f"stale:{ref.rev}:{utcnow().timestamp()}",
-            )
+            current = queries.feedback_by_id(session=session, feedback_id=ref.feedback_id)
+            if current is not None:
+                _refresh(session, current, f"stale:{ref.rev}:{utcnow().timestamp()}")
         raise
     log.info("feedback %s: %s by %s", ref.feedback_id, text, user)
     if action in LEARNS:

@@ -30,7 +30,7 @@ def on_log_shortcut(ack: Ack, body: dict[str, Any], context: BoltContext) -> Non
     _open(
         context,
         body["trigger_id"],
-        lambda: intake.log_modal(body),
+        lambda: intake.log_modal(context["deps"], body),
         user.get("id", ""),
         user.get("team_id") or (body.get("team") or {}).get("id"),
     )

@@ -567,3 +567,20 @@ def test_reactions_on_our_own_messages_are_not_feedback(bot: Console) -> None:
     send(bot, reaction)
     bot.settle()
     assert len(rows(bot)) == 1
+
+
+def test_shortcut_on_a_long_message_keeps_every_word(bot: Console) -> None:
+    long_text = "The nightly export loses rows. " * 200
+    msg = bot.fake.post_as_user("C0SHARED", "U0CUST", long_text)
+    body = _shortcut(bot, msg["ts"])
+    body["message"]["text"] = long_text
+    interact(bot, body)
+    bot.settle()
+    view = bot.fake.calls_to("views.open")[-1].args["view"]
+    assert "original" in json.dumps(view) and "slack.com/archives/C0SHARED" in json.dumps(view)
+    initial = next(b for b in view["blocks"] if b.get("block_id") == "verbatim")["element"]["initial_value"]
+    assert len(initial) == 3000
+    _submit_view(bot, {"verbatim": initial, "source": "slack", "context": "From the QBR"})
+    bot.settle()
+    [fb] = rows(bot)
+    assert fb.text == long_text.strip() and fb.capture_method == "shortcut"

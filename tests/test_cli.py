@@ -153,3 +153,13 @@ def test_run_serves_http_mode_with_a_production_server(tmp_path: Path) -> None:
         finally:
             proc.terminate()
             proc.wait(timeout=10)
+
+
+def test_settings_validate_type_emoji_and_normalise_the_api_url() -> None:
+    s = Settings.model_validate(
+        {"feedback_type_emoji": {":bug:": "bug", "sparkles": "Praise"}, "slack_api_url": "http://127.0.0.1:9/api"}
+    )
+    assert s.feedback_type_emoji == {"bug": "Bug", "sparkles": "Praise"}
+    assert s.slack_api_url == "http://127.0.0.1:9/api/"
+    with pytest.raises(ValueError, match="not a feedback type"):
+        Settings.model_validate({"feedback_type_emoji": {"bug": "Bugz"}})
