@@ -3,19 +3,14 @@
 Speaks Slack's wire format (JSON or form bodies, Bearer or `token` auth, ok:false errors, 429 + Retry-After)
 for the methods the bot uses; everything it answers is recorded in `calls`. Socket Mode too: an `xapp-` token
 gets a `ws://` URL from apps.connections.open, where a small RFC 6455 server says `hello`, carries the
-envelopes a test pushes with `socket_send` and records the client's acks in `socket_acks`.
+envelopes a test pushes with `socket_send` and records the client's acks in `socket_acks` (see bot.fake_socket).
 """
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import copy
-import hashlib
 import json
 import re
-import socket
-import struct
 import threading
 import time
 import uuid
@@ -27,12 +22,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
+from bot.fake_socket import SocketMode
+from bot.fake_socket import socket_envelope as socket_envelope  # re-exported: tests import it from here
+
 Json = dict[str, Any]
 _JSON_FIELDS = frozenset({"blocks", "attachments", "view", "metadata", "files", "outputs"})
 _JSON_TYPE = "application/json; charset=utf-8"
 _APP_TOKEN_METHODS = frozenset({"apps.connections.open"})  # the only methods that take an app-level token
-_WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
-_TEXT, _CLOSE, _PING, _PONG = 0x1, 0x8, 0x9, 0xA
 
 
 @dataclass
@@ -138,65 +134,6 @@ def _failure_answer(f: _Failure) -> tuple[int, dict[str, str], Json, bytes]:
     return f.status, headers, body, json.dumps(body).encode()
 
 
-def socket_envelope(kind: str, payload: Json, *, retry_attempt: int = 0, envelope_id: str | None = None) -> Json:
-    """A Socket Mode envelope shaped as Slack sends it; `retry_attempt` > 0 is Slack redelivering it."""
-    envelope: Json = {"envelope_id": envelope_id or str(uuid.uuid4()), "type": kind, "payload": payload}
-    responds = kind == "slash_commands" or payload.get("type") in ("view_submission", "block_suggestion")
-    envelope["accepts_response_payload"] = responds
-    if kind == "events_api":
-        envelope.update(retry_attempt=retry_attempt, retry_reason="http_timeout" if retry_attempt else "")
-    return envelope
-
-
-def _ws_accept(key: str) -> str:
-    """RFC 6455 4.2.2: the answer that proves to the client we read its handshake."""
-    return base64.b64encode(hashlib.sha1((key + _WS_GUID).encode()).digest()).decode()
-
-
-def _ws_frame(opcode: int, data: bytes) -> bytes:
-    """One final, unmasked frame: servers never mask (RFC 6455 5.1)."""
-    size = len(data)
-    if size < 126:
-        length = bytes([size])
-    elif size < 1 << 16:
-        length = struct.pack("!BH", 126, size)
-    else:
-        length = struct.pack("!BQ", 127, size)
-    return bytes([0x80 | opcode]) + length + data
-
-
-def _ws_read(read: Callable[[int], bytes]) -> tuple[int, bytes] | None:
-    """One client frame, unmasked; None when the peer went away. Fragments are not needed for acks."""
-    head = read(2)
-    if len(head) < 2:
-        return None
-    size = head[1] & 0x7F
-    if size >= 126:
-        raw = read(2 if size == 126 else 8)
-        size = struct.unpack("!H" if size == 126 else "!Q", raw)[0]
-    mask = read(4) if head[1] & 0x80 else b"\0\0\0\0"
-    data = read(size)
-    if len(mask) < 4 or len(data) < size:
-        return None
-    return head[0] & 0x0F, bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-
-
-class _Link:
-    """One live Socket Mode connection; sends are locked because the test thread and the reader both write."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock, self._lock = sock, threading.Lock()
-
-    def send(self, opcode: int, data: bytes) -> None:
-        with self._lock:
-            self.sock.sendall(_ws_frame(opcode, data))
-
-    def drop(self) -> None:
-        """Cut the TCP connection so the reader thread ends even if the client never sends close."""
-        with contextlib.suppress(OSError):  # already closed by the client
-            self.sock.shutdown(socket.SHUT_RDWR)
-
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 128  # the default backlog of 5 drops SYNs when many workers connect at once
@@ -231,11 +168,10 @@ class FakeSlack:
         self._files: dict[str, Json] = {}
         self._clock, self._seq = 1_700_000_000_000_000, 0
         self._lock = threading.RLock()
-        self.socket_acks: list[Json] = []  # what the Socket Mode client sent back: {envelope_id, payload?}
-        self.socket_connected = threading.Event()  # set while a Socket Mode client is connected (after hello)
-        self._acked = threading.Condition(self._lock)
-        self._tickets: set[str] = set()
-        self._links: list[_Link] = []
+        self._socket = SocketMode(self.app_id, self._lock)
+        # Socket Mode state lives in fake_socket; these are the same objects, shared for tests to read
+        self.socket_acks: list[Json] = self._socket.acks  # what the client sent back: {envelope_id, payload?}
+        self.socket_connected: threading.Event = self._socket.connected  # set while a client is connected
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self.add_user(bot_user_id, "feedbackbot", is_bot=True, real_name="Feedback Loop")
@@ -258,10 +194,7 @@ class FakeSlack:
 
     def stop(self) -> None:
         """Close the socket and join the thread so no test leaks a server."""
-        with self._lock:
-            links = list(self._links)
-        for link in links:
-            link.drop()
+        self._socket.drop_all()
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -380,81 +313,11 @@ class FakeSlack:
 
     def socket_send(self, envelope: Json) -> None:
         """Push one message (an envelope, or e.g. a `disconnect`) down the newest live Socket Mode connection."""
-        with self._lock:
-            if not self._links:
-                raise RuntimeError("no Socket Mode client is connected; wait on socket_connected first")
-            link = self._links[-1]
-        link.send(_TEXT, json.dumps(envelope).encode())
+        self._socket.send(envelope)
 
     def wait_for_ack(self, envelope_id: str, timeout: float = 10.0) -> Json:
         """The client's ack for one envelope; Slack redelivers what is not acked within 3 seconds."""
-        with self._acked:
-            found = self._acked.wait_for(
-                lambda: [a for a in self.socket_acks if a.get("envelope_id") == envelope_id], timeout
-            )
-            if not found:
-                raise TimeoutError(f"no ack for envelope {envelope_id} within {timeout}s")
-            return copy.deepcopy(found[0])
-
-    def _serve_socket(self, handler: BaseHTTPRequestHandler, ticket: str) -> None:
-        """One Socket Mode connection, in its request thread: upgrade, say hello, then serve until it closes."""
-        if not self._upgrade(handler, ticket):
-            return
-        link = _Link(handler.connection)
-        with self._lock:
-            self._links.append(link)
-        try:
-            link.send(_TEXT, json.dumps(self._hello()).encode())
-            self.socket_connected.set()
-            self._read_frames(handler.rfile.read, link)
-        except OSError:
-            pass  # the client or stop() cut the connection
-        finally:
-            with self._lock:
-                self._links.remove(link)
-                if not self._links:
-                    self.socket_connected.clear()
-
-    def _upgrade(self, handler: BaseHTTPRequestHandler, ticket: str) -> bool:
-        """RFC 6455 handshake for a ticket from apps.connections.open; a ticket opens one connection."""
-        headers, key = handler.headers, handler.headers.get("Sec-WebSocket-Key", "")
-        websocket = headers.get("Upgrade", "").lower() == "websocket" and headers.get("Sec-WebSocket-Version") == "13"
-        with self._lock:
-            known = ticket in self._tickets
-            self._tickets.discard(ticket)
-        if not (known and websocket and key):
-            handler.send_error(400 if known else 401)
-            return False
-        handler.send_response(101, "Switching Protocols")
-        handler.send_header("Upgrade", "websocket")
-        handler.send_header("Connection", "Upgrade")
-        handler.send_header("Sec-WebSocket-Accept", _ws_accept(key))
-        handler.end_headers()
-        handler.close_connection = True
-        return True
-
-    def _read_frames(self, read: Callable[[int], bytes], link: _Link) -> None:
-        """Answer pings, record acks, echo a close; anything else a Socket Mode client sends is ignored."""
-        while (frame := _ws_read(read)) is not None:
-            opcode, data = frame
-            if opcode == _PING:
-                link.send(_PONG, data)
-            elif opcode == _TEXT:
-                with self._acked:
-                    self.socket_acks.append(json.loads(data))
-                    self._acked.notify_all()
-            elif opcode == _CLOSE:
-                link.send(_CLOSE, data[:2])
-                return
-
-    def _hello(self) -> Json:
-        """The first message on every Socket Mode connection."""
-        with self._lock:
-            count = len(self._links)
-        return {
-            "type": "hello", "num_connections": count, "connection_info": {"app_id": self.app_id},
-            "debug_info": {"host": "applink-fake", "build_number": 1, "approximate_connection_time": 18060},
-        }  # fmt: skip
+        return self._socket.wait_for_ack(envelope_id, timeout)
 
     def _handle_api(self, method: str, query: str, body: bytes, ctype: str, auth: str) -> tuple[int, Json, bytes]:
         """Parse, record and answer one Web API request, all under the lock."""
@@ -585,8 +448,7 @@ class FakeSlack:
         }  # fmt: skip
 
     def _apps_connections_open(self, a: Json) -> Json:
-        ticket = uuid.uuid4().hex
-        self._tickets.add(ticket)
+        ticket = self._socket.new_ticket()
         base = self.url.removesuffix("/api/").replace("http://", "ws://", 1)
         return {"url": f"{base}/link/?ticket={ticket}&app_id={self.app_id}"}
 
@@ -785,7 +647,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Web API methods, plus the Socket Mode URL handed out by apps.connections.open."""
         parts = urlsplit(self.path)
         if parts.path == "/link/":
-            self.fake._serve_socket(self, parse_qs(parts.query).get("ticket", [""])[0])
+            self.fake._socket.serve(self, parse_qs(parts.query).get("ticket", [""])[0])
         else:
             self.do_POST()
 
