@@ -11,17 +11,18 @@ import logging
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
 
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
 import handlers
+from bot import payloads
 from bot.deps import Deps
 from bot.embedder import Embedder
 from bot.linear import LinearClient
@@ -129,24 +130,11 @@ def health(bot: Bot) -> dict[str, Any]:
     return {"ok": True, "database": "ok", "outbox": outbox, "suggestions": suggestions.state if suggestions else "off"}
 
 
-def _respond(start: StartResponse, status: str, body: dict[str, Any]) -> list[bytes]:
+def _respond(start: StartResponse, status: str, body: dict[str, Any], exc_info: Any = None) -> list[bytes]:
     data = json.dumps(body).encode()
-    start(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    start(status, headers, exc_info) if exc_info else start(status, headers)
     return [data]
-
-
-def _parseable(body: bytes, content_type: str) -> bool:
-    """Bolt would raise on a body it cannot parse; we answer 400 instead of a 500."""
-    try:
-        text = body.decode("utf-8")
-        if "json" in content_type:
-            return isinstance(json.loads(text), dict)
-        form = parse_qs(text, strict_parsing=bool(text))
-        if "payload" in form:
-            return isinstance(json.loads(form["payload"][0]), dict)
-        return bool(form)
-    except (UnicodeDecodeError, ValueError):
-        return False
 
 
 def _valid_signature(secret: str, body: bytes, timestamp: str, signature: str, *, now: float | None = None) -> bool:
@@ -158,12 +146,15 @@ def _valid_signature(secret: str, body: bytes, timestamp: str, signature: str, *
 
 
 def _answer_unhandled(start: StartResponse) -> StartResponse:
-    """Bolt answers 404 to events no listener wants; Slack would retry those, so they become 200."""
+    """404 (no listener wants it) becomes 200 so Slack does not retry; Bolt's 5xx on odd input becomes 400."""
 
     def wrapped(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         if status.startswith("404"):
             log.info("no listener for this request; acknowledged and ignored")
             status = "200 OK"
+        elif status.startswith("5"):
+            log.warning("Bolt answered %s (see the error id logged above); answering 400", status)
+            status = "400 Bad Request"
         return start(status, headers, exc_info) if exc_info else start(status, headers)
 
     return wrapped
@@ -186,11 +177,22 @@ def make_wsgi(bot: Bot) -> Callable[[dict[str, Any], StartResponse], Iterable[by
         signature = environ.get("HTTP_X_SLACK_SIGNATURE", "")
         if not secret or not _valid_signature(secret, body, timestamp, signature):
             return _respond(start, "401 Unauthorized", {"ok": False, "error": "invalid_signature"})
-        if not _parseable(body, environ.get("CONTENT_TYPE", "")):
-            log.warning("rejected an unparseable signed request (%d bytes)", len(body))
-            return _respond(start, "400 Bad Request", {"ok": False, "error": "unparseable_body"})
+        reason = payloads.problem(body, environ.get("CONTENT_TYPE", ""))
+        if reason:
+            log.warning("rejected a signed request Slack would not send (%d bytes): %s", len(body), reason)
+            return _respond(start, "400 Bad Request", {"ok": False, "error": "malformed_payload", "detail": reason})
         environ["wsgi.input"] = io.BytesIO(body)
-        return bolt(environ, _answer_unhandled(start))
+        try:
+            return list(bolt(environ, _answer_unhandled(start)))
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            log.exception("error %s while dispatching a signed request", error_id)
+            return _respond(
+                start,
+                "400 Bad Request",
+                {"ok": False, "error": "unprocessable", "id": error_id},
+                exc_info=sys.exc_info(),
+            )
 
     return wsgi
 

@@ -35,7 +35,9 @@ def on_message(deps: Deps, event: dict[str, Any], envelope: dict[str, Any]) -> N
 
 
 def _on_changed(deps: Deps, session: Session, channel: str, event: dict[str, Any]) -> None:
-    msg = event.get("message") or {}
+    msg = event.get("message")
+    if not isinstance(msg, dict):
+        return
     if msg.get("subtype") == "tombstone":  # a thread parent was deleted; Slack keeps a placeholder
         capture.record_delete(session=session, channel_id=channel, ts=str(msg.get("ts")))
         return

@@ -15,6 +15,8 @@ def _open(
     context: BoltContext, trigger_id: str, build: Callable[[], dict[str, Any]], user: str, team: str | None
 ) -> None:
     deps = context["deps"]
+    if not trigger_id:
+        return  # nothing to open a modal with; Slack always sends one
     try:
         intake.require_staff(deps, user, team)
         view = build()
@@ -29,7 +31,7 @@ def on_log_shortcut(ack: Ack, body: dict[str, Any], context: BoltContext) -> Non
     user = body.get("user") or {}
     _open(
         context,
-        body["trigger_id"],
+        body.get("trigger_id", ""),
         lambda: intake.log_modal(context["deps"], body),
         user.get("id", ""),
         user.get("team_id") or (body.get("team") or {}).get("id"),
@@ -42,4 +44,4 @@ def on_feedback_command(ack: Ack, body: dict[str, Any], context: BoltContext) ->
     user = body.get("user") or {}
     user_id = body.get("user_id") or user.get("id", "")
     team = body.get("team_id") or user.get("team_id") or (body.get("team") or {}).get("id")
-    _open(context, body["trigger_id"], lambda: intake.feedback_modal(body.get("channel_id")), user_id, team)
+    _open(context, body.get("trigger_id", ""), lambda: intake.feedback_modal(body.get("channel_id")), user_id, team)

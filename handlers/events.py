@@ -21,7 +21,7 @@ def on_reaction_added(event: dict[str, Any], context: BoltContext) -> None:
 
 def on_app_home_opened(event: dict[str, Any], context: BoltContext) -> None:
     """Publishes the Home tab for the user who opened it."""
-    if event.get("tab", "home") != "home":
+    if event.get("tab", "home") != "home" or not isinstance(event.get("user"), str):
         return
     deps = context["deps"]
     deps.gateway.publish_home(event["user"], clicks.home_view(deps, event["user"]))

@@ -8,6 +8,7 @@ import time
 from datetime import timedelta
 from urllib.parse import urlencode
 
+import pytest
 from sqlalchemy import func, select
 
 from bot.console import Console
@@ -584,3 +585,47 @@ def test_shortcut_on_a_long_message_keeps_every_word(bot: Console) -> None:
     bot.settle()
     [fb] = rows(bot)
     assert fb.text == long_text.strip() and fb.capture_method == "shortcut"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "event_callback", "event": []},
+        {"type": "event_callback", "event": "x"},
+        {"type": "event_callback"},
+        {"type": "event_callback", "event": {"type": "message", "channel": 5, "user": ["a"], "ts": 1.5, "text": {}}},
+        {
+            "type": "event_callback",
+            "event": {"type": "message", "subtype": "message_changed", "channel": "C0SHARED", "message": "x"},
+        },
+        {"type": "event_callback", "event": {"type": "app_home_opened"}},
+    ],
+)
+def test_malformed_events_are_4xx_or_ignored_never_5xx(bot: Console, body: dict) -> None:
+    assert bot.post_signed(json.dumps(body), "application/json").status_code in {200, 400}
+    bot.settle()
+    assert bot.http.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"type": "block_actions", "actions": "x"},
+        {"type": "block_actions", "user": "U0STAFF", "actions": []},
+        {"type": "view_submission", "user": {"id": "U0STAFF"}, "view": {"callback_id": "feedback_modal"}},
+        {
+            "type": "view_submission",
+            "user": {"id": "U0STAFF", "team_id": "T0OURTEAM"},
+            "view": {
+                "id": "V1",
+                "callback_id": "triage_wont_do_modal",
+                "private_metadata": "garbage",
+                "state": {"values": {"reason": {"reason": {"type": "plain_text_input", "value": "x"}}}},
+            },
+        },
+        {"type": "shortcut", "callback_id": "feedback_global"},
+    ],
+)
+def test_malformed_interactions_are_4xx_or_refused_never_5xx(bot: Console, body: dict) -> None:
+    resp = bot.post_signed(urlencode({"payload": json.dumps(body)}), "application/x-www-form-urlencoded")
+    assert resp.status_code in {200, 400}
