@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,12 +76,18 @@ def evaluate(
     lines: list[str] = []
     if train is None:
         model = LabelModel(specs, emb.encode)
-        keep, y_true = _map_labels(model, test.labels, lines)
+        keep, y_true = _map(test.labels, model.canonical, lines, "match no configured type or alias")
     else:
         uses_types = all(LabelModel(specs).canonical(y) for y in train.labels)
         model = LabelModel(specs if uses_types else None, emb.encode)
         train_y = [model.canonical(y) or y for y in train.labels]
-        keep, y_true = _map_known(model, test.labels, sorted(set(train_y)), lines)
+        by_key = {k.casefold(): k for k in set(train_y)}
+        keep, y_true = _map(
+            test.labels,
+            lambda y: by_key.get((model.canonical(y) or y).casefold()),
+            lines,
+            "never appear in the training data",
+        )
     texts = [test.texts[i] for i in keep]
     if not texts:
         raise EvaluationError("No evaluation rows have a label the model knows")
@@ -112,30 +119,19 @@ def _best(probs: dict[str, float], allowed: set[str]) -> str:
     return max((y for y in probs if y in allowed), key=lambda y: probs[y], default=max(probs, key=lambda y: probs[y]))
 
 
-def _map_labels(model: LabelModel, labels: list[str], lines: list[str]) -> tuple[list[int], list[str]]:
+def _map(
+    labels: list[str], resolve: Callable[[str], str | None], lines: list[str], why: str
+) -> tuple[list[int], list[str]]:
+    """Indices of the rows whose label resolves, and the resolved labels; the rest are reported."""
     keep, mapped, unknown = [], [], []
     for i, y in enumerate(labels):
-        name = model.canonical(y)
+        name = resolve(y)
         if name is None:
             unknown.append(y)
         else:
             keep.append(i)
             mapped.append(name)
-    _note_skipped(unknown, lines, "match no configured type or alias")
-    return keep, mapped
-
-
-def _map_known(model: LabelModel, labels: list[str], known: list[str], lines: list[str]) -> tuple[list[int], list[str]]:
-    by_key = {k.casefold(): k for k in known}
-    keep, mapped, unknown = [], [], []
-    for i, y in enumerate(labels):
-        name = by_key.get((model.canonical(y) or y).casefold())
-        if name is None:
-            unknown.append(y)
-        else:
-            keep.append(i)
-            mapped.append(name)
-    _note_skipped(unknown, lines, "never appear in the training data")
+    _note_skipped(unknown, lines, why)
     return keep, mapped
 
 

@@ -132,27 +132,11 @@ class SlackGateway:
 
     def fetch_message(self, channel: str, ts: str) -> dict[str, Any] | None:
         """One message by ts: history holds top-level messages; a reply is found in its thread."""
-        hist = self._call(
-            "conversations.history",
-            self.client.conversations_history,
-            channel=channel,
-            latest=ts,
-            oldest=ts,
-            inclusive=True,
-            limit=1,
-        )
+        window = {"channel": channel, "latest": ts, "oldest": ts, "inclusive": True}
+        hist = self._call("conversations.history", self.client.conversations_history, limit=1, **window)
         found = [m for m in hist.get("messages", []) if m.get("ts") == ts]
         if not found:  # replies always lists the thread's parent first, so ask for more than one
-            replies = self._call(
-                "conversations.replies",
-                self.client.conversations_replies,
-                channel=channel,
-                ts=ts,
-                latest=ts,
-                oldest=ts,
-                inclusive=True,
-                limit=10,
-            )
+            replies = self._call("conversations.replies", self.client.conversations_replies, ts=ts, limit=10, **window)
             found = [m for m in replies.get("messages", []) if m.get("ts") == ts]
         return dict(found[0]) if found else None
 
