@@ -22,7 +22,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
 import handlers
-from bot import payloads
+from bot import intake, payloads
 from bot.deps import Deps
 from bot.embedder import Embedder
 from bot.linear import LinearClient
@@ -105,6 +105,7 @@ def create_app(
         worker.register("linear.create", jobs.create)
         worker.register("linear.link", jobs.link)
     deps = Deps(settings=settings, sessions=sessions, gateway=gateway, worker=worker)
+    worker.register("event", lambda _session, job: intake.replay_job(deps, job))
     executor = TrackingExecutor()
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = App(

@@ -13,9 +13,52 @@ from bot import blocks, capture
 from bot.blocks import Field
 from bot.deps import Deps
 from bot.domain import SOURCES, CaptureMethod, CaptureRequest, FeedbackType, UserFacingError
+from bot.outbox import Job, Permanent, Retry
+from bot.slack import SlackError
+from storage import queries
 
 log = logging.getLogger(__name__)
 NOT_STAFF = "Only members of this workspace's team can log feedback with Feedback Loop."
+
+
+def handle_event(deps: Deps, envelope: dict[str, Any]) -> None:
+    """Runs one Events API envelope; when Slack cannot answer our lookups, it waits in the outbox (not lost)."""
+    try:
+        replay_event(deps, envelope)
+    except SlackError as exc:
+        if not exc.retryable:
+            raise
+        key = envelope.get("event_id") or f"{envelope['event'].get('type')}:{envelope['event'].get('event_ts')}"
+        with deps.transaction() as session:
+            queries.enqueue(session=session, key=f"event:{key}", kind="event", payload={"envelope": envelope})
+        log.warning("Slack unavailable while handling %s (%s); queued for replay", key, exc)
+
+
+def replay_event(deps: Deps, envelope: dict[str, Any]) -> None:
+    """The capture-relevant events, by type (also the outbox's replay of a deferred envelope)."""
+    event = envelope["event"]
+    kind = event.get("type")
+    if kind == "message":
+        on_message(deps, event, envelope)
+    elif kind == "reaction_added":
+        on_reaction(deps, event)
+    elif kind in {"member_joined_channel", "channel_shared", "channel_unshared"}:
+        channel = event.get("channel")
+        channel = channel.get("id") if isinstance(channel, dict) else channel
+        joined_by_someone_else = kind == "member_joined_channel" and event.get("user") != deps.gateway.bot_user_id
+        if isinstance(channel, str) and not joined_by_someone_else:
+            on_channel_change(deps, channel)
+
+
+def replay_job(deps: Deps, job: Job) -> dict[str, Any]:
+    """Outbox handler for deferred envelopes: Slack still down means retry later, with backoff."""
+    try:
+        replay_event(deps, job.payload["envelope"])
+    except SlackError as exc:
+        if exc.retryable:
+            raise Retry(str(exc), exc.retry_after) from exc
+        raise Permanent(str(exc)) from exc
+    return {"replayed": job.payload["envelope"]["event"].get("type")}
 
 
 def on_message(deps: Deps, event: dict[str, Any], envelope: dict[str, Any]) -> None:

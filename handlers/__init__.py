@@ -27,11 +27,9 @@ ACTIONS = re.compile(r"^(triage|home)\.")
 def register(app: App, deps: Deps) -> None:
     """Wires every listener; handlers stay glue and call bot/ services."""
     app.use(middleware.inject(deps))
-    app.event("message")(events.on_message)
-    app.event("reaction_added")(events.on_reaction_added)
+    for name in ("message", "reaction_added", "member_joined_channel", "channel_shared", "channel_unshared"):
+        app.event(name)(events.on_capture_event)
     app.event("app_home_opened")(events.on_app_home_opened)
-    for name in ("member_joined_channel", "channel_shared", "channel_unshared"):
-        app.event(name)(events.on_channel_change)
     app.shortcut(Callback.LOG_SHORTCUT.value)(commands.on_log_shortcut)
     app.shortcut(Callback.GLOBAL_SHORTCUT.value)(commands.on_feedback_command)
     app.command("/feedback")(commands.on_feedback_command)

@@ -629,3 +629,16 @@ def test_malformed_events_are_4xx_or_ignored_never_5xx(bot: Console, body: dict)
 def test_malformed_interactions_are_4xx_or_refused_never_5xx(bot: Console, body: dict) -> None:
     resp = bot.post_signed(urlencode({"payload": json.dumps(body)}), "application/x-www-form-urlencoded")
     assert resp.status_code in {200, 400}
+
+
+def test_slack_down_during_intake_defers_the_event_instead_of_losing_it(bot: Console) -> None:
+    env = customer_message(bot)
+    reaction = payload("slack_event_reaction_added.json")
+    reaction["event"]["item"]["ts"] = env["event"]["ts"]
+    bot.bot.deps.gateway._users.clear()
+    bot.fake.fail_next("users.info", status=503, times=1)  # the staff check cannot be answered right now
+    assert send(bot, reaction) == 200
+    bot.settle()
+    [fb] = rows(bot)
+    assert fb.capture_method == "emoji" and fb.captured_by == "U0STAFF"
+    assert outbox(bot)[f"event:{reaction['event_id']}"].status == "done"
