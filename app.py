@@ -147,15 +147,13 @@ def _valid_signature(secret: str, body: bytes, timestamp: str, signature: str, *
 
 
 def _answer_unhandled(start: StartResponse) -> StartResponse:
-    """404 (no listener wants it) becomes 200 so Slack does not retry; Bolt's 5xx on odd input becomes 400."""
+    """Bolt answers 404 to events no listener wants; Slack would retry those, so they become 200."""
 
     def wrapped(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         if status.startswith("404"):
             log.info("no listener for this request; acknowledged and ignored")
             status = "200 OK"
-        elif status.startswith("5"):
-            log.warning("Bolt answered %s (see the error id logged above); answering 400", status)
-            status = "400 Bad Request"
+
         return start(status, headers, exc_info) if exc_info else start(status, headers)
 
     return wrapped

@@ -235,7 +235,7 @@ def record_edit(
         return fb
     queries.lock_feedback(session=session, feedback=fb)
     last = queries.last_edit_ts(session=session, feedback_id=fb.id)
-    if text == fb.text or (edited_ts and last and float(edited_ts) <= float(last)):
+    if text == fb.text or _not_newer(edited_ts, last):
         return fb  # a redelivered or out-of-order (older) edit
     queries.add_event(
         session=session,
@@ -248,6 +248,14 @@ def record_edit(
     fb.embedding, fb.suggested_at = None, None  # the card update re-embeds and re-suggests the new words
     _enqueue_card_update(session, fb, f"edit:{edited_ts or utcnow().isoformat()}")
     return fb
+
+
+def _not_newer(edited_ts: str | None, last: str | None) -> bool:
+    """An edit whose `edited.ts` is not after the last one applied is a late redelivery."""
+    try:
+        return bool(edited_ts and last and float(edited_ts) <= float(last))
+    except ValueError:
+        return False
 
 
 def record_delete(*, session: Session, channel_id: str, ts: str) -> Feedback | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -21,17 +22,33 @@ log = logging.getLogger(__name__)
 NOT_STAFF = "Only members of this workspace's team can log feedback with Feedback Loop."
 
 
+def _message_ref(event: dict[str, Any]) -> str:
+    """`channel:ts` of the message an event is about, so events about one message replay in order."""
+    raw_item, raw_message = event.get("item"), event.get("message")
+    item: dict[str, Any] = raw_item if isinstance(raw_item, dict) else {}
+    message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
+    ts = item.get("ts") or message.get("ts") or event.get("deleted_ts") or event.get("ts")
+    channel = item.get("channel") or event.get("channel")
+    return f"{channel}:{ts}"
+
+
 def handle_event(deps: Deps, envelope: dict[str, Any]) -> None:
-    """Runs one Events API envelope; when Slack cannot answer our lookups, it waits in the outbox (not lost)."""
+    """Runs one Events API envelope; when Slack cannot answer (or an earlier event about the same message is
+    still queued), it waits in the outbox and is replayed in order: never lost after the ack."""
+    ref = _message_ref(envelope["event"])
+    with deps.transaction() as session:
+        queued_before = queries.pending_outbox(session=session, prefix=f"event:{ref}:")
     try:
+        if queued_before:
+            raise SlackError("an earlier event about this message is queued", error="queued", retryable=True)
         replay_event(deps, envelope)
     except SlackError as exc:
         if not exc.retryable:
             raise
-        key = envelope.get("event_id") or f"{envelope['event'].get('type')}:{envelope['event'].get('event_ts')}"
+        key = f"event:{ref}:{envelope.get('event_id') or envelope['event'].get('event_ts')}"
         with deps.transaction() as session:
-            queries.enqueue(session=session, key=f"event:{key}", kind="event", payload={"envelope": envelope})
-        log.warning("Slack unavailable while handling %s (%s); queued for replay", key, exc)
+            queries.enqueue(session=session, key=key, kind="event", payload={"envelope": envelope})
+        log.warning("%s: queued for replay (%s)", key, exc)
 
 
 def replay_event(deps: Deps, envelope: dict[str, Any]) -> None:
@@ -51,14 +68,23 @@ def replay_event(deps: Deps, envelope: dict[str, Any]) -> None:
 
 
 def replay_job(deps: Deps, job: Job) -> dict[str, Any]:
-    """Outbox handler for deferred envelopes: Slack still down means retry later, with backoff."""
+    """Outbox handler for deferred envelopes: in arrival order per message; Slack still down means retry later."""
+    envelope = job.payload["envelope"]
+    with deps.transaction() as session:
+        earlier = [
+            i
+            for i in queries.pending_outbox(session=session, prefix=f"event:{_message_ref(envelope['event'])}:")
+            if i < job.item_id
+        ]
+    if earlier:
+        raise Retry("an earlier event about this message is still queued", retry_after=1.0)
     try:
-        replay_event(deps, job.payload["envelope"])
+        replay_event(deps, envelope)
     except SlackError as exc:
         if exc.retryable:
             raise Retry(str(exc), exc.retry_after) from exc
         raise Permanent(str(exc)) from exc
-    return {"replayed": job.payload["envelope"]["event"].get("type")}
+    return {"replayed": envelope["event"].get("type")}
 
 
 def on_message(deps: Deps, event: dict[str, Any], envelope: dict[str, Any]) -> None:
@@ -168,10 +194,19 @@ def log_modal(deps: Deps, payload: dict[str, Any]) -> dict[str, Any]:
         raise UserFacingError("Slack did not say which message this is; try the shortcut again.")
     meta = {
         "channel": channel, "ts": msg.get("ts"), "thread_ts": msg.get("thread_ts"), "user": msg.get("user"),
-        "user_team": capture.author_team(msg), "long": len(text) > blocks.MODAL_TEXT_LIMIT,
+        "user_team": capture.author_team(msg), "long": _digest(blocks.truncate(text, blocks.MODAL_TEXT_LIMIT))
+        if len(text) > blocks.MODAL_TEXT_LIMIT else None,
     }  # fmt: skip
-    permalink = deps.gateway.permalink(channel, str(msg["ts"]))
+    try:
+        permalink = deps.gateway.permalink(channel, str(msg["ts"]))
+    except SlackError:  # best effort: the modal must open within the trigger's 3 s; the card adds the link later
+        permalink = None
     return blocks.log_modal(verbatim=text, author=msg.get("user"), permalink=permalink, metadata=meta)
+
+
+def _digest(text: str) -> str:
+    """Short fingerprint of the prefilled verbatim: unchanged means "use the whole message", edited means theirs."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def feedback_modal(channel_id: str | None) -> dict[str, Any]:
@@ -229,7 +264,7 @@ def submit_log(deps: Deps, user_id: str, view: dict[str, Any]) -> int:
     meta = json.loads(view.get("private_metadata") or "{}")
     team = meta.get("user_team")
     verbatim = values.get(Field.VERBATIM)
-    if meta.get("long") and verbatim and verbatim.endswith("…"):
+    if meta.get("long") and verbatim and _digest(verbatim) == meta["long"]:
         verbatim = None  # the modal held a truncated copy: the worker fetches the full message from Slack
     req = CaptureRequest(
         method=CaptureMethod.SHORTCUT,

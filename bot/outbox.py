@@ -77,14 +77,16 @@ def finish(
     result: dict[str, Any] | None = None,
     error: Exception | None = None,
     max_attempts: int = 8,
+    in_flight: bool = False,
 ) -> None:
-    """Records the outcome of one attempt on the row."""
+    """Records the outcome of one attempt; "maybe sent" survives until an attempt settles it either way."""
     item.locked_until = None
     if error is None:
         item.status, item.result, item.last_error = "done", result or {}, None
         return
     text = f"{type(error).__name__}: {error}"
-    item.last_error = (f"{IN_FLIGHT}: {text}" if isinstance(error, MaybeSent) else text)[:2000]
+    unsettled = isinstance(error, MaybeSent) or (in_flight and isinstance(error, Retry))
+    item.last_error = (f"{IN_FLIGHT}: {text}" if unsettled else text)[:2000]
     if isinstance(error, Defer):
         item.attempts -= 1
         item.status, item.next_attempt_at = "pending", now + backoff(item.attempts, error.retry_after)

@@ -113,12 +113,10 @@ class Worker:
         with session_scope(self.sessions) as session:
             item = session.get(OutboxItem, item_id)
             if item is not None:
+                # a deferred Slack event must outlive any outage: it retries (capped at 10 min apart) until it runs
+                limit = 10_000 if job.kind == "event" else self.settings.outbox_max_attempts
                 finish(
-                    item,
-                    now=utcnow(),
-                    result=result,
-                    error=error,
-                    max_attempts=self.settings.outbox_max_attempts,
+                    item, now=utcnow(), result=result, error=error, max_attempts=limit, in_flight=job.crashed_mid_send
                 )
 
     def start(self) -> None:
@@ -211,10 +209,11 @@ class Worker:
         channel = self.settings.feedback_triage_channel
         if not channel:
             raise Permanent("FEEDBACK_TRIAGE_CHANNEL is not set; the card waits in the outbox")
-        with _slack_errors(posting=True):
+        with _slack_errors():
             self._check_internal(session, channel)
             if not fb.permalink and fb.channel_id and fb.message_ts:
                 fb.permalink = self.gateway.permalink(fb.channel_id, fb.message_ts)
+        with _slack_errors(posting=True):
             ts = self.gateway.find_posted(channel, job.key, since=job.created_at - 60) if job.crashed_mid_send else None
             text, card_blocks = blocks.card(card_data(session, fb, note, self.settings.ref_secret()))
             ts = ts or self.gateway.post(channel, text, blocks=card_blocks, key=job.key)

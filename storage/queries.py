@@ -278,3 +278,11 @@ def last_edit_ts(*, session: Session, feedback_id: int) -> str | None:
     )
     detail = session.scalar(stmt)
     return str(detail["edited_ts"]) if detail and detail.get("edited_ts") else None
+
+
+def pending_outbox(*, session: Session, prefix: str) -> list[int]:
+    """Ids of outbox rows under a key prefix that have not run yet (oldest first)."""
+    stmt = select(OutboxItem.id).where(
+        OutboxItem.key.startswith(prefix, autoescape=True), OutboxItem.status.in_(["pending", "sending"])
+    )
+    return list(session.scalars(stmt.order_by(OutboxItem.id)))

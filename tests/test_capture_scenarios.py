@@ -641,4 +641,44 @@ def test_slack_down_during_intake_defers_the_event_instead_of_losing_it(bot: Con
     bot.settle()
     [fb] = rows(bot)
     assert fb.capture_method == "emoji" and fb.captured_by == "U0STAFF"
-    assert outbox(bot)[f"event:{reaction['event_id']}"].status == "done"
+    key = f"event:C0SHARED:{env['event']['ts']}:{reaction['event_id']}"
+    assert outbox(bot)[key].status == "done"
+
+
+def test_an_edit_and_a_delete_wait_behind_a_queued_capture(bot: Console) -> None:
+    """Slack is down for the capture's lookup; the edit and the deletion that follow replay after it, in order."""
+    env = customer_message(bot, "Exports time out for big accounts")
+    del env["is_ext_shared_channel"]  # so the capture must ask conversations.info
+    bot.fake.fail_next("conversations.info", status=503, times=1)
+    send(bot, env)
+    bot.bot.executor.wait_idle(10)
+    changed = payload("slack_event_message_changed.json")
+    changed["event"]["message"].update(
+        ts=env["event"]["ts"],
+        text="Exports time out for accounts over 10k rows",
+        edited={"user": "U0CUST", "ts": "1900000002.000000"},
+    )
+    send(bot, changed)
+    bot.bot.executor.wait_idle(10)
+    deleted = payload("slack_event_message_deleted.json")
+    deleted["event"]["deleted_ts"] = env["event"]["ts"]
+    send(bot, deleted)
+    bot.settle()
+    [fb] = rows(bot)
+    assert fb.text == "Exports time out for accounts over 10k rows" and fb.deleted_at is not None
+    assert {o.status for k, o in outbox(bot).items() if k.startswith("event:")} == {"done"}
+
+
+def test_payload_shapes_slack_never_sends_are_named_in_the_400() -> None:
+    from bot.payloads import problem
+
+    assert (
+        problem(b'{"type": "event_callback", "event": {"type": "message", "user": ["U1"]}}', "application/json")
+        == "event.user is not a string"
+    )
+    assert problem(b"payload=%7B%22type%22%3A%20%22shortcut%22%7D", "application/x-www-form-urlencoded") == (
+        "shortcut without payload.user"
+    )
+    assert problem(json.dumps(payload("slack_event_message_external.json")).encode(), "application/json") is None
+    form = urlencode({"payload": json.dumps(payload("slack_block_actions.json"))}).encode()
+    assert problem(form, "application/x-www-form-urlencoded") is None
