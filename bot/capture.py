@@ -19,24 +19,6 @@ from storage.models import Feedback
 
 log = logging.getLogger(__name__)
 
-IGNORED_SUBTYPES = {
-    "bot_message",
-    "channel_join",
-    "channel_leave",
-    "channel_topic",
-    "channel_purpose",
-    "channel_name",
-    "channel_archive",
-    "channel_unarchive",
-    "group_join",
-    "group_leave",
-    "pinned_item",
-    "unpinned_item",
-    "ekm_access_denied",
-    "reminder_add",
-    "huddle_thread",
-    "channel_convert_to_private",
-}
 ALLOWED_SUBTYPES = {None, "thread_broadcast", "file_share", "me_message"}
 
 

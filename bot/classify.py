@@ -10,7 +10,7 @@ import re
 import threading
 import unicodedata
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -311,10 +311,6 @@ class SimilarIndex:
                 self._row[item_id] = row
                 self._ids[row] = item_id
             self._mat[row] = v
-
-    def add_many(self, items: Iterable[tuple[int, np.ndarray]]) -> None:
-        for item_id, vec in items:
-            self.add(item_id, vec)
 
     def _grow(self) -> None:
         cap = len(self._mat) * 2

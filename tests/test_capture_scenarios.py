@@ -36,6 +36,14 @@ def customer_message(bot: Console, text: str = "The CSV export drops the last ro
     return env
 
 
+def staff_reaction(ts: str, *, channel: str = "C0SHARED", **event: object) -> dict:
+    """The documented reaction_added fixture (U0STAFF reacts :feedback:) pointed at one message."""
+    reaction = payload("slack_event_reaction_added.json")
+    reaction["event"]["item"].update(channel=channel, ts=ts)
+    reaction["event"].update(event)
+    return reaction
+
+
 def send(bot: Console, env: dict, **headers: str) -> int:
     return bot.post_signed(json.dumps(env), "application/json", headers=headers).status_code
 
@@ -200,9 +208,7 @@ def test_edit_updates_verbatim_and_card_delete_keeps_audit(bot: Console) -> None
 def test_staff_emoji_captures_with_hint_and_merges_with_auto_capture(bot: Console) -> None:
     env = customer_message(bot)
     send(bot, env)
-    reaction = payload("slack_event_reaction_added.json")
-    reaction["event"]["item"]["ts"] = env["event"]["ts"]
-    reaction["event"]["reaction"] = "bug"
+    reaction = staff_reaction(env["event"]["ts"], reaction="bug")
     assert send(bot, reaction) == 200
     assert send(bot, reaction, **{"X-Slack-Retry-Num": "1"}) == 200
     bot.settle()
@@ -213,8 +219,7 @@ def test_staff_emoji_captures_with_hint_and_merges_with_auto_capture(bot: Consol
 
 def test_emoji_on_any_message_fetches_text_and_customer_cannot_tag(bot: Console) -> None:
     msg = bot.fake.post_as_user("C0INTERNAL", "U0STAFF2", "Prospect asked for a Salesforce sync")
-    reaction = payload("slack_event_reaction_added.json")
-    reaction["event"].update(item={"type": "message", "channel": "C0INTERNAL", "ts": msg["ts"]}, item_user="U0STAFF2")
+    reaction = staff_reaction(msg["ts"], channel="C0INTERNAL", item_user="U0STAFF2")
     outsider = json.loads(json.dumps(reaction))
     outsider["event"]["user"] = "U0CUST"
     assert send(bot, outsider) == 200
@@ -451,9 +456,7 @@ def test_two_workers_on_postgresql_send_each_item_once(pg_url: str) -> None:
 
 def test_reaction_by_an_unknown_user_is_ignored(bot: Console) -> None:
     env = customer_message(bot)
-    reaction = payload("slack_event_reaction_added.json")
-    reaction["event"].update(user="U0NOBODY")
-    reaction["event"]["item"]["ts"] = env["event"]["ts"]
+    reaction = staff_reaction(env["event"]["ts"], user="U0NOBODY")
     assert send(bot, reaction) == 200
     bot.settle()
     assert rows(bot) == []
@@ -563,8 +566,7 @@ def test_reactions_on_our_own_messages_are_not_feedback(bot: Console) -> None:
     send(bot, customer_message(bot, "Exports time out for big accounts"))
     bot.settle()
     card = rows(bot)[0]
-    reaction = payload("slack_event_reaction_added.json")
-    reaction["event"].update(item={"type": "message", "channel": "C0TRIAGE", "ts": card.card_ts}, item_user="U0BOT")
+    reaction = staff_reaction(str(card.card_ts), channel="C0TRIAGE", item_user="U0BOT")
     send(bot, reaction)
     bot.settle()
     assert len(rows(bot)) == 1
@@ -633,8 +635,7 @@ def test_malformed_interactions_are_4xx_or_refused_never_5xx(bot: Console, body:
 
 def test_slack_down_during_intake_defers_the_event_instead_of_losing_it(bot: Console) -> None:
     env = customer_message(bot)
-    reaction = payload("slack_event_reaction_added.json")
-    reaction["event"]["item"]["ts"] = env["event"]["ts"]
+    reaction = staff_reaction(env["event"]["ts"])
     bot.bot.deps.gateway._users.clear()
     bot.fake.fail_next("users.info", status=503, times=1)  # the staff check cannot be answered right now
     assert send(bot, reaction) == 200

@@ -15,8 +15,8 @@ from bot.console import Console
 from bot.embedder import Embedder
 from bot.suggest import SuggestionService, backfill, from_blob
 from storage.models import Feedback, Theme
-from tests.conftest import make_settings, shared_embedder, start_console
-from tests.test_capture_scenarios import customer_message, posts_to, rows, send
+from tests.conftest import make_settings, payload, shared_embedder, start_console
+from tests.test_capture_scenarios import customer_message, posts_to, rows, send, staff_reaction
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow
@@ -69,9 +69,7 @@ def test_chatter_is_stored_as_maybe_without_a_card_but_tagged_messages_are_never
     assert fb.status == "maybe" and (fb.feedback_score or 1) < bot.settings.feedback_noise_threshold
     assert posts_to(bot, "C0TRIAGE") == []
     msg = bot.fake.post_as_user("C0SHARED", "U0CUST", "ok")
-    reaction = json.loads((ROOT / "tests/payloads/slack_event_reaction_added.json").read_text())
-    reaction["event"]["item"]["ts"] = msg["ts"]
-    send(bot, reaction)
+    send(bot, staff_reaction(msg["ts"]))
     bot.settle()
     assert len(posts_to(bot, "C0TRIAGE")) == 1, "a staff emoji capture always gets a card"
 
@@ -169,9 +167,7 @@ def test_staff_tag_on_a_filtered_message_promotes_it(bot: Console) -> None:
     send(bot, chatter)
     bot.settle()
     assert rows(bot)[0].status == "maybe"
-    reaction = json.loads((ROOT / "tests/payloads/slack_event_reaction_added.json").read_text())
-    reaction["event"]["item"]["ts"] = chatter["event"]["ts"]
-    send(bot, reaction)
+    send(bot, staff_reaction(chatter["event"]["ts"]))
     bot.settle()
     [fb] = rows(bot)
     assert fb.status == "new" and fb.card_ts
@@ -183,7 +179,7 @@ def test_an_edit_re_suggests_from_the_new_words(bot: Console) -> None:
     send(bot, env)
     bot.settle()
     assert rows(bot)[0].suggested_type == "Praise"
-    changed = json.loads((ROOT / "tests/payloads/slack_event_message_changed.json").read_text())
+    changed = payload("slack_event_message_changed.json")
     changed["event"]["message"].update(ts=env["event"]["ts"], text="The new dashboard crashes with an error on load")
     send(bot, changed)
     bot.settle()
