@@ -31,7 +31,7 @@ from bot.settings import Settings
 from bot.slack import SlackGateway
 from bot.suggest import SuggestionService
 from bot.worker import Worker
-from storage import migrate
+from storage import migrate, queries
 from storage.db import make_engine, make_sessionmaker
 
 log = logging.getLogger("feedbackbot")
@@ -123,8 +123,6 @@ def create_app(
 
 def health(bot: Bot) -> dict[str, Any]:
     """Liveness plus what an operator wants at a glance: database, model state, outbox backlog."""
-    from storage import queries
-
     with bot.deps.transaction() as session:
         outbox = queries.outbox_counts(session=session)
     suggestions = bot.deps.worker.suggestions

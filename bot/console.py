@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlencode
@@ -22,6 +23,8 @@ from bot.console_render import USER_NAMES, render_call
 from bot.fake_linear import FakeLinear
 from bot.fake_slack import FakeSlack
 from bot.settings import Settings
+from storage import queries
+from storage.db import utcnow
 
 
 class Console:
@@ -182,17 +185,8 @@ class Console:
         self.seen = len(self.fake.calls)
 
     def _due_soon(self, horizon: float) -> bool:
-        from datetime import timedelta
-
-        from sqlalchemy import select
-
-        from storage.db import utcnow
-        from storage.models import OutboxItem
-
-        soon = utcnow() + timedelta(seconds=horizon)
         with self.bot.deps.transaction() as session:
-            stmt = select(OutboxItem.id).where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= soon)
-            return session.scalar(stmt.limit(1)) is not None
+            return queries.due_before(session=session, until=utcnow() + timedelta(seconds=horizon))
 
     # --- commands --------------------------------------------------------------------------------
 

@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from storage import queries
+
 if TYPE_CHECKING:
     from bot.console import Console
 
@@ -227,8 +229,6 @@ def _home(c: Console, rest: str) -> None:
 
 
 def _rows(c: Console, _rest: str) -> None:
-    from storage import queries
-
     with c.bot.deps.transaction() as session:
         for fb in reversed(queries.list_feedback(session=session, limit=50)):
             flags = "deleted " if fb.deleted_at else ""
@@ -239,12 +239,8 @@ def _rows(c: Console, _rest: str) -> None:
 
 
 def _outbox(c: Console, _rest: str) -> None:
-    from sqlalchemy import select
-
-    from storage.models import OutboxItem
-
     with c.bot.deps.transaction() as session:
-        for item in session.scalars(select(OutboxItem).order_by(OutboxItem.id)):
+        for item in queries.outbox_items(session=session):
             c.out.write(f"  {item.key:<28} {item.status:<8} attempts={item.attempts} {item.last_error or ''}\n")
 
 

@@ -20,7 +20,7 @@ from bot.slack import SlackError, SlackGateway
 from bot.suggest import SuggestionService
 from storage import queries
 from storage.db import session_scope, utcnow
-from storage.models import Feedback
+from storage.models import Feedback, OutboxItem
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(minutes=2)
@@ -85,8 +85,6 @@ class Worker:
         return done
 
     def _run_one(self, item_id: int) -> None:
-        from storage.models import OutboxItem
-
         with session_scope(self.sessions) as session:
             item = session.get(OutboxItem, item_id)
             if item is None or item.status != "sending":

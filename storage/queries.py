@@ -286,3 +286,14 @@ def pending_outbox(*, session: Session, prefix: str) -> list[int]:
         OutboxItem.key.startswith(prefix, autoescape=True), OutboxItem.status.in_(["pending", "sending"])
     )
     return list(session.scalars(stmt.order_by(OutboxItem.id)))
+
+
+def due_before(*, session: Session, until: datetime) -> bool:
+    """Is any pending outbox row due by `until`? (the console waits for those before rendering)"""
+    stmt = select(OutboxItem.id).where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= until)
+    return session.scalar(stmt.limit(1)) is not None
+
+
+def outbox_items(*, session: Session) -> Sequence[OutboxItem]:
+    """Every outbox row in order, for the console's `outbox` command."""
+    return session.scalars(select(OutboxItem).order_by(OutboxItem.id)).all()
