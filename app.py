@@ -22,15 +22,16 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
 import handlers
-from bot import intake, payloads
+from bot.capture import inbound as intake
 from bot.deps import Deps
-from bot.embedder import Embedder
-from bot.linear import LinearClient
-from bot.routing import LinearJobs
+from bot.linear.client import LinearClient
+from bot.routing.jobs import LinearJobs
+from bot.runtime.worker import Worker
 from bot.settings import Settings
-from bot.slack import SlackGateway
-from bot.suggest import SuggestionService
-from bot.worker import Worker
+from bot.slack import payloads
+from bot.slack.gateway import SlackGateway
+from bot.suggest.embedder import Embedder
+from bot.suggest.service import SuggestionService
 from storage import migrate, queries
 from storage.db import make_engine, make_sessionmaker
 
@@ -251,8 +252,8 @@ def _cmd_console(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.evaluate import EvaluationError, evaluate
-    from bot.suggest import type_specs
+    from bot.suggest.evaluate import EvaluationError, evaluate
+    from bot.suggest.service import type_specs
 
     try:
         report = evaluate(
@@ -271,7 +272,7 @@ def _cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.suggest import SuggestionService, backfill
+    from bot.suggest.service import SuggestionService, backfill
 
     engine = make_engine(settings.database_url)
     migrate.upgrade(engine)

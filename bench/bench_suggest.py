@@ -38,7 +38,8 @@ def _texts() -> list[str]:
 
 def _import_cost() -> float:
     code = (
-        "import sys, time; t=time.perf_counter(); import bot.classify, bot.evaluate; d=time.perf_counter()-t; "
+        "import sys, time; t=time.perf_counter(); import bot.suggest.classify, bot.suggest.evaluate; "
+        "d=time.perf_counter()-t; "
         "heavy=[m for m in ('torch','onnxruntime','sklearn','sentence_transformers') if m in sys.modules]; "
         "assert not heavy, heavy; print(d)"
     )
@@ -74,8 +75,8 @@ def main() -> None:
     args = parser.parse_args()
 
     _line("import bot.classify + bot.evaluate", f"{_import_cost() * 1e3:.0f} ms", "cheap: no torch/ort/sklearn", True)
-    from bot.classify import SimilarIndex, Suggester
-    from bot.embedder import Embedder
+    from bot.suggest.classify import SimilarIndex, Suggester
+    from bot.suggest.embedder import Embedder
 
     emb = Embedder(backend=args.backend)
     t0 = time.perf_counter()

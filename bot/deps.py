@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.runtime.worker import Worker
 from bot.settings import Settings
-from bot.slack import SlackGateway
-from bot.worker import Worker
+from bot.slack.gateway import SlackGateway
 from storage.db import session_scope
 
 

@@ -6,8 +6,8 @@ import re
 
 from slack_bolt import App
 
-from bot.blocks import Callback, TriageModal
 from bot.deps import Deps
+from bot.triage.blocks import Callback, TriageModal
 from handlers import actions, commands, errors, events, middleware, views
 
 EVENTS = (

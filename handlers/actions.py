@@ -6,7 +6,7 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext
 
-from bot import clicks
+from bot.triage import inbound as clicks
 
 
 def on_triage_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:

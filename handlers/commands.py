@@ -7,8 +7,9 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext
 
-from bot import blocks, intake
+from bot.capture import inbound as intake
 from bot.domain import UserFacingError
+from bot.triage import blocks
 
 
 def _open(

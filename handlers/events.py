@@ -6,7 +6,8 @@ from typing import Any
 
 from slack_bolt import BoltContext
 
-from bot import clicks, intake
+from bot.capture import inbound as intake
+from bot.triage import inbound as clicks
 
 
 def on_capture_event(body: dict[str, Any], context: BoltContext) -> None:

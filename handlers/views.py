@@ -7,8 +7,9 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext
 
-from bot import clicks, intake
+from bot.capture import inbound as intake
 from bot.deps import Deps
+from bot.triage import inbound as clicks
 
 
 def _submit(

@@ -16,8 +16,8 @@ from sqlalchemy import create_engine, text
 
 from app import create_app
 from bot.console import Console
-from bot.embedder import Embedder
 from bot.settings import Settings
+from bot.suggest.embedder import Embedder
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SCHEMAS = Path(__file__).resolve().parents[1].parent / "shared" / "schemas"

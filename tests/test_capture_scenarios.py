@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.console import Console
-from bot.outbox import IN_FLIGHT
+from bot.runtime.outbox import IN_FLIGHT
 from storage.db import utcnow
 from storage.models import Feedback, FeedbackEvent, OutboxItem
 from tests.conftest import payload, start_console
@@ -433,7 +433,7 @@ def test_redelivery_on_postgresql(pg_url: str) -> None:
 
 def test_two_workers_on_postgresql_send_each_item_once(pg_url: str) -> None:
     """Scale-out: several processes drain one outbox (FOR UPDATE SKIP LOCKED); nothing is sent twice."""
-    from bot.worker import Worker
+    from bot.runtime.worker import Worker
 
     bot = start_console(pg_url, feedback_suggestions=False)
     try:
@@ -671,7 +671,7 @@ def test_an_edit_and_a_delete_wait_behind_a_queued_capture(bot: Console) -> None
 
 
 def test_payload_shapes_slack_never_sends_are_named_in_the_400() -> None:
-    from bot.payloads import problem
+    from bot.slack.payloads import problem
 
     assert (
         problem(b'{"type": "event_callback", "event": {"type": "message", "user": ["U1"]}}', "application/json")

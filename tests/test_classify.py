@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.classify import (
+from bot.suggest.classify import (
     DEFAULT_TYPES,
     LabelModel,
     SimilarIndex,
@@ -21,7 +21,7 @@ from bot.classify import (
     feedback_score,
     suggest_impact,
 )
-from bot.embedder import Embedder, ModelUnavailable, default_model_dir
+from bot.suggest.embedder import Embedder, ModelUnavailable, default_model_dir
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "feedback_sample.csv"
 

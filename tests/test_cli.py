@@ -100,7 +100,7 @@ def test_run_serves_http_mode_with_a_production_server(tmp_path: Path) -> None:
 
     import httpx
 
-    from bot.fake_slack import FakeSlack
+    from bot.console.fake_slack import FakeSlack
     from tests.conftest import payload
 
     with socket.socket() as sock:

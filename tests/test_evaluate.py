@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.embedder import Embedder
-from bot.evaluate import EvaluationError, evaluate
+from bot.suggest.embedder import Embedder
+from bot.suggest.evaluate import EvaluationError, evaluate
 
 SAMPLE = Path(__file__).resolve().parent.parent / "examples" / "feedback_sample.csv"
 LAST = re.compile(r"^macro-F1 \d\.\d{3}$")

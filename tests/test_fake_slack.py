@@ -11,7 +11,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry import default_retry_handlers
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
 
-from bot.fake_slack import FakeSlack
+from bot.console.fake_slack import FakeSlack
 
 
 @pytest.fixture

@@ -16,12 +16,12 @@ from graphql import (
     validate,
 )
 
-from bot import fake_linear
-from bot.linear import GRAPHQL_DOCUMENTS
+from bot.console import fake_linear
+from bot.linear.client import GRAPHQL_DOCUMENTS
 
 REPO = Path(__file__).resolve().parents[1]
 SCHEMA_FILE = REPO.parent / "shared" / "schemas" / "linear-schema.graphql"
-DOCUMENT_FILES = sorted(p for p in (REPO / "bot" / "graphql").iterdir() if p.is_file() and p.suffix != ".py")
+DOCUMENT_FILES = sorted(p for p in (REPO / "bot" / "linear" / "graphql").iterdir() if p.is_file() and p.suffix != ".py")
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +39,7 @@ def test_every_sent_document_validates(schema: GraphQLSchema, name: str) -> None
 
 @pytest.mark.parametrize("path", DOCUMENT_FILES, ids=lambda p: p.name)
 def test_every_file_in_bot_graphql_validates(schema: GraphQLSchema, path: Path) -> None:
-    assert path.suffix == ".graphql", f"{path.name}: bot/graphql holds only .graphql documents"
+    assert path.suffix == ".graphql", f"{path.name}: bot/linear/graphql holds only .graphql documents"
     errors = validate(schema, parse(path.read_text(encoding="utf-8")))
     assert errors == [], [e.message for e in errors]
 

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot import linear
-from bot.fake_linear import FakeLinear
-from bot.linear import (
+from bot.console.fake_linear import FakeLinear
+from bot.linear import client as linear
+from bot.linear.client import (
     LinearClient,
     LinearError,
     LinearInvalid,

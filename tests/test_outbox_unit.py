@@ -6,9 +6,9 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bot.outbox import IN_FLIGHT, Defer, MaybeSent, Permanent, Retry, backoff, begin, finish
-from bot.slack import SlackError
-from bot.worker import _slack_errors
+from bot.runtime.outbox import IN_FLIGHT, Defer, MaybeSent, Permanent, Retry, backoff, begin, finish
+from bot.runtime.worker import _slack_errors
+from bot.slack.gateway import SlackError
 from storage.models import OutboxItem
 
 NOW = datetime(2026, 1, 1)

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from bot.console import CHANNELS, USERS
-from bot.fake_slack import Call, FakeSlack, socket_envelope
+from bot.console.fake_slack import Call, FakeSlack, socket_envelope
 from tests.conftest import payload
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -33,7 +33,7 @@ def test_capture_is_one_transaction(any_db_url: str) -> None:
     import pytest
     from sqlalchemy import func, select
 
-    from bot.capture import capture
+    from bot.capture.service import capture
     from bot.domain import CaptureMethod, CaptureRequest
     from bot.settings import Settings
     from storage.db import make_sessionmaker, session_scope

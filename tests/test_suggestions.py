@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 import app
 from bot.console import Console
-from bot.embedder import Embedder
-from bot.suggest import SuggestionService, backfill, from_blob
+from bot.suggest.embedder import Embedder
+from bot.suggest.service import SuggestionService, backfill, from_blob
 from storage.models import Feedback, Theme
 from tests.conftest import make_settings, payload, shared_embedder, start_console
 from tests.test_capture_scenarios import customer_message, posts_to, rows, send, staff_reaction

@@ -13,9 +13,9 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 from sqlalchemy import select
 
-from bot import blocks
 from bot.console import Console
 from bot.domain import CardData, CardRef, LinkView, SimilarItem, Suggested, TriageView
+from bot.triage import blocks
 from storage.models import Feedback, LinearLink, OutboxItem
 from tests.conftest import payload, start_console
 from tests.test_capture_scenarios import customer_message, rows, send

@@ -22,8 +22,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, parse_qsl, urlsplit
 
-from bot.fake_socket import SocketMode
-from bot.fake_socket import socket_envelope as socket_envelope  # re-exported: tests import it from here
+from bot.console.fake_socket import SocketMode
+from bot.console.fake_socket import socket_envelope as socket_envelope  # re-exported: tests import it from here
 
 Json = dict[str, Any]
 _JSON_FIELDS = frozenset({"blocks", "attachments", "view", "metadata", "files", "outputs"})

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from bot.embedder import Embedder, ModelUnavailable
-from bot.taxonomy import CHATTER_SPECS, DEFAULT_THEMES, DEFAULT_TYPES, LabelSpec
+from bot.suggest.embedder import Embedder, ModelUnavailable
+from bot.suggest.taxonomy import CHATTER_SPECS, DEFAULT_THEMES, DEFAULT_TYPES, LabelSpec
 
 log = logging.getLogger(__name__)
 __all__ = [

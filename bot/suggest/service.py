@@ -9,9 +9,9 @@ from dataclasses import replace
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.classify import DEFAULT_THEMES, DEFAULT_TYPES, LabelModel, LabelSpec, Suggester, Suggestion
-from bot.embedder import Embedder
 from bot.settings import Settings, ThemeSetting
+from bot.suggest.classify import DEFAULT_THEMES, DEFAULT_TYPES, LabelModel, LabelSpec, Suggester, Suggestion
+from bot.suggest.embedder import Embedder
 from storage import queries
 from storage.db import session_scope, utcnow
 from storage.models import Feedback

@@ -6,12 +6,13 @@ import json
 import logging
 from typing import Any
 
-from bot import blocks, triage
-from bot.blocks import MODAL_ACTIONS, Action, Field, TriageModal
-from bot.cards import triage_view, who
+from bot.capture.inbound import read_state
 from bot.deps import Deps
 from bot.domain import CardRef, HomeItem, UserFacingError
-from bot.intake import read_state
+from bot.triage import blocks
+from bot.triage import service as triage
+from bot.triage.blocks import MODAL_ACTIONS, Action, Field, TriageModal
+from bot.triage.cards import triage_view, who
 from storage import queries
 
 log = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from bot.domain import CaptureMethod, CaptureRequest, UserFacingError
 from bot.settings import Settings
-from bot.slack import SlackGateway
+from bot.slack.gateway import SlackGateway
 from storage import queries
 from storage.db import utcnow
 from storage.models import Feedback

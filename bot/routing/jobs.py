@@ -9,12 +9,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.cards import who
-from bot.linear import IssueRef, LinearClient, LinearError, LinearInvalid, LinearRateLimited
-from bot.outbox import Job, Permanent, Retry
+from bot.linear.client import IssueRef, LinearClient, LinearError, LinearInvalid, LinearRateLimited
+from bot.runtime.outbox import Job, Permanent, Retry
 from bot.settings import Settings
-from bot.slack import SlackGateway
-from bot.triage import link_issue
+from bot.slack.gateway import SlackGateway
+from bot.triage.cards import who
+from bot.triage.service import link_issue
 from storage import queries
 from storage.models import Feedback, LinearLink
 

@@ -12,12 +12,13 @@ from typing import Any
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot import blocks, capture
-from bot.cards import card_data
-from bot.outbox import Defer, Handler, Job, MaybeSent, Permanent, Retry, begin, finish
+from bot.capture import service as capture
+from bot.runtime.outbox import Defer, Handler, Job, MaybeSent, Permanent, Retry, begin, finish
 from bot.settings import Settings
-from bot.slack import SlackError, SlackGateway
-from bot.suggest import SuggestionService
+from bot.slack.gateway import SlackError, SlackGateway
+from bot.suggest.service import SuggestionService
+from bot.triage import blocks
+from bot.triage.cards import card_data
 from storage import queries
 from storage.db import session_scope, utcnow
 from storage.models import Feedback, OutboxItem

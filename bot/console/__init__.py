@@ -18,10 +18,10 @@ from urllib.parse import urlencode
 
 import httpx
 
-from bot.console_commands import CHANNELS, COMMANDS, HELP, OUR_TEAM, USERS
-from bot.console_render import USER_NAMES, render_call
-from bot.fake_linear import FakeLinear
-from bot.fake_slack import FakeSlack
+from bot.console.commands import CHANNELS, COMMANDS, HELP, OUR_TEAM, USERS
+from bot.console.fake_linear import FakeLinear
+from bot.console.fake_slack import FakeSlack
+from bot.console.render import USER_NAMES, render_call
 from bot.settings import Settings
 from storage import queries
 from storage.db import utcnow

@@ -22,11 +22,11 @@ from typing import Any
 
 from graphql import GraphQLError, GraphQLSchema, build_schema, execute_sync, parse, validate
 
-from bot.fake_linear_store import DEFAULT_STATES as DEFAULT_STATES  # re-exported for existing importers
-from bot.fake_linear_store import FakeStore as FakeStore  # re-exported for existing importers
-from bot.fake_linear_store import Node
+from bot.console.fake_linear_store import DEFAULT_STATES as DEFAULT_STATES  # re-exported for existing importers
+from bot.console.fake_linear_store import FakeStore as FakeStore  # re-exported for existing importers
+from bot.console.fake_linear_store import Node
 
-DEFAULT_SCHEMA_PATH = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "linear-schema.graphql"
+DEFAULT_SCHEMA_PATH = Path(__file__).resolve().parents[3] / "shared" / "schemas" / "linear-schema.graphql"
 
 # The part of Linear's schema that bot/linear.py uses; names and types match the published schema.
 SUBSET_SDL = """

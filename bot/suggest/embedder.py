@@ -253,9 +253,9 @@ def ensure_onnx(model_dir: Path, cache_dir: Path, model_sha: str, *, int8: bool 
             return path
         log.warning("cached ONNX model %s does not match its recorded hash; re-exporting", path)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([root, os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "bot.embedder", "export", str(model_dir), str(path)]
+    cmd = [sys.executable, "-m", "bot.suggest.embedder", "export", str(model_dir), str(path)]
     if int8:
         cmd.append("--int8")
     log.info("exporting embedding model to ONNX at %s (once)", path)

@@ -10,12 +10,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot import blocks, capture
-from bot.blocks import Field
+from bot.capture import service as capture
 from bot.deps import Deps
 from bot.domain import SOURCES, CaptureMethod, CaptureRequest, FeedbackType, UserFacingError
-from bot.outbox import Job, Permanent, Retry
-from bot.slack import SlackError
+from bot.runtime.outbox import Job, Permanent, Retry
+from bot.slack.gateway import SlackError
+from bot.triage import blocks
+from bot.triage.blocks import Field
 from storage import queries
 
 log = logging.getLogger(__name__)

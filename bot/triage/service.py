@@ -9,10 +9,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.blocks import Action
 from bot.deps import Deps
 from bot.domain import CLOSED, IMPACTS, CardRef, FeedbackType, Status, UserFacingError
-from bot.linear import parse_issue_ref
+from bot.linear.client import parse_issue_ref
+from bot.triage.blocks import Action
 from storage import queries
 from storage.db import utcnow
 from storage.models import Feedback, LinearLink

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bot.classify import DEFAULT_TYPES, LabelModel, LabelSpec, make_text_classifier
-from bot.embedder import Embedder
+from bot.suggest.classify import DEFAULT_TYPES, LabelModel, LabelSpec, make_text_classifier
+from bot.suggest.embedder import Embedder
 
 log = logging.getLogger(__name__)
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from bot.blocks import escape
 from bot.domain import CardData, CardRef, LinkView, SimilarItem, Suggested, TriageView
+from bot.triage.blocks import escape
 from storage import queries
 from storage.models import Feedback
 

@@ -30,8 +30,8 @@ _PAGE = 100  # issues/labels per page: well under Linear's 10,000-point single-q
 
 
 def _load_documents() -> dict[str, str]:
-    """Read bot/graphql/*.graphql once, so every document we send is a file a test can validate."""
-    folder = resources.files("bot").joinpath("graphql")
+    """Read bot/linear/graphql/*.graphql once, so every document we send is a file a test can validate."""
+    folder = resources.files("bot.linear").joinpath("graphql")
     docs = {}
     for entry in folder.iterdir():
         if entry.name.endswith(".graphql"):
