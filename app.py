@@ -3,40 +3,31 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
-import io
-import json
 import logging
 import sys
 import threading
-import time
-import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from slack_bolt import App
-from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_sdk import WebClient
 
 import handlers
-from bot.capture import inbound as intake
+from bot import jobs
 from bot.deps import Deps
 from bot.linear.client import LinearClient
-from bot.routing.jobs import LinearJobs
 from bot.runtime.worker import Worker
 from bot.settings import Settings
-from bot.slack import payloads
 from bot.slack.gateway import SlackGateway
 from bot.suggest.embedder import Embedder
 from bot.suggest.service import SuggestionService
-from storage import migrate, queries
+from handlers.http import StartResponse, make_wsgi, socket_mode_handler
+from storage import migrate
 from storage.db import make_engine, make_sessionmaker
 
 log = logging.getLogger("feedbackbot")
-StartResponse = Callable[..., Any]
 
 
 class TrackingExecutor(ThreadPoolExecutor):
@@ -72,17 +63,17 @@ class Bot:
 
     app: App
     deps: Deps
+    worker: Worker
     executor: TrackingExecutor
+    suggestions: SuggestionService | None
 
     def wsgi(self) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
         """The HTTP surface: POST /slack/events, GET /healthz."""
-        return make_wsgi(self)
+        return make_wsgi(self.app, self.deps)
 
 
-def create_app(
-    settings: Settings, *, migrate_db: bool = True, socket_mode: bool = False, embedder: Embedder | None = None
-) -> Bot:
-    """Builds engine, Slack client, worker and the Bolt app; no module-level state."""
+def _migrated(settings: Settings, migrate_db: bool) -> Any:
+    """The engine, at the code's schema head (or a clear refusal with --no-migrate)."""
     engine = make_engine(settings.database_url)
     if migrate_db:
         migrate.upgrade(engine)
@@ -91,22 +82,25 @@ def create_app(
             f"The database is at revision {migrate.current(engine)} but the code needs {migrate.head()}. "
             "Run `feedbackbot db upgrade` (or start without --no-migrate)."
         )
+    return engine
+
+
+def create_app(
+    settings: Settings, *, migrate_db: bool = True, socket_mode: bool = False, embedder: Embedder | None = None
+) -> Bot:
+    """Builds engine, adapters, model, worker and the Bolt app; no module-level state."""
+    sessions = make_sessionmaker(_migrated(settings, migrate_db))
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     client = WebClient(token=token, base_url=settings.slack_api_url)
-    gateway = SlackGateway(client)
-    sessions = make_sessionmaker(engine)
+    key = settings.linear_api_key.get_secret_value() if settings.linear_api_key else None
+    linear = LinearClient(key, base_url=settings.linear_api_url) if key and settings.linear_ready() else None
     suggestions = SuggestionService(settings, sessions, embedder) if settings.feedback_suggestions else None
     if suggestions:
         suggestions.start()
-    worker = Worker(sessions=sessions, gateway=gateway, settings=settings, suggestions=suggestions)
-    if settings.linear_ready():
-        assert settings.linear_api_key is not None
-        linear = LinearClient(settings.linear_api_key.get_secret_value(), base_url=settings.linear_api_url)
-        jobs = LinearJobs(settings, linear, gateway)
-        worker.register("linear.create", jobs.create)
-        worker.register("linear.link", jobs.link)
-    deps = Deps(settings=settings, sessions=sessions, gateway=gateway, worker=worker)
-    worker.register("event", lambda _session, job: intake.replay_job(deps, job))
+    deps = Deps(
+        settings=settings, sessions=sessions, slack=SlackGateway(client), linear=linear, suggestions=suggestions
+    )
+    worker = Worker(deps, jobs.OUTBOX, persistent=jobs.PERSISTENT)
     executor = TrackingExecutor()
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = App(
@@ -119,98 +113,7 @@ def create_app(
         ignoring_self_events_enabled=True,
     )
     handlers.register(app, deps)
-    return Bot(app=app, deps=deps, executor=executor)
-
-
-def health(bot: Bot) -> dict[str, Any]:
-    """Liveness plus what an operator wants at a glance: database, model state, outbox backlog."""
-    with bot.deps.transaction() as session:
-        outbox = queries.outbox_counts(session=session)
-    suggestions = bot.deps.worker.suggestions
-    return {"ok": True, "database": "ok", "outbox": outbox, "suggestions": suggestions.state if suggestions else "off"}
-
-
-def _respond(start: StartResponse, status: str, body: dict[str, Any], exc_info: Any = None) -> list[bytes]:
-    data = json.dumps(body).encode()
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
-    start(status, headers, exc_info) if exc_info else start(status, headers)
-    return [data]
-
-
-def _valid_signature(secret: str, body: bytes, timestamp: str, signature: str, *, now: float | None = None) -> bool:
-    """Slack's v0 signature over the raw bytes (any encoding), within 5 minutes of now."""
-    if not timestamp.isdigit() or abs((now or time.time()) - int(timestamp)) > 300:
-        return False
-    expected = "v0=" + hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, signature)
-
-
-def _answer_unhandled(start: StartResponse) -> StartResponse:
-    """Bolt answers 404 to events no listener wants; Slack would retry those, so they become 200."""
-
-    def wrapped(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        if status.startswith("404"):
-            log.info("no listener for this request; acknowledged and ignored")
-            status = "200 OK"
-
-        return start(status, headers, exc_info) if exc_info else start(status, headers)
-
-    return wrapped
-
-
-def make_wsgi(bot: Bot) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
-    """A tiny router in front of Bolt's WSGI adapter: signature first, then parse, then Bolt."""
-    bolt = SlackRequestHandler(bot.app)
-    secret = bot.deps.settings.slack_signing_secret.get_secret_value() if bot.deps.settings.slack_signing_secret else ""
-
-    def wsgi(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
-        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
-        if path == "/healthz" and method == "GET":
-            return _respond(start, "200 OK", health(bot))
-        if path != "/slack/events" or method != "POST":
-            return _respond(start, "404 Not Found", {"ok": False, "error": "not_found"})
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
-        signature = environ.get("HTTP_X_SLACK_SIGNATURE", "")
-        if not secret or not _valid_signature(secret, body, timestamp, signature):
-            return _respond(start, "401 Unauthorized", {"ok": False, "error": "invalid_signature"})
-        reason = payloads.problem(body, environ.get("CONTENT_TYPE", ""))
-        if reason:
-            log.warning("rejected a signed request Slack would not send (%d bytes): %s", len(body), reason)
-            return _respond(start, "400 Bad Request", {"ok": False, "error": "malformed_payload", "detail": reason})
-        environ["wsgi.input"] = io.BytesIO(body)
-        try:
-            return list(bolt(environ, _answer_unhandled(start)))
-        except Exception:
-            error_id = uuid.uuid4().hex[:8]
-            log.exception("error %s while dispatching a signed request", error_id)
-            return _respond(
-                start,
-                "400 Bad Request",
-                {"ok": False, "error": "unprocessable", "id": error_id},
-                exc_info=sys.exc_info(),
-            )
-
-    return wsgi
-
-
-def _socket_mode_handler(app: App, app_token: str) -> Any:
-    """Socket Mode acks only Bolt's 200s; like HTTP mode, envelopes no listener wants are acked, not redelivered."""
-    from slack_bolt.adapter.socket_mode import SocketModeHandler
-    from slack_bolt.adapter.socket_mode.internals import run_bolt_app, send_response
-    from slack_bolt.response import BoltResponse
-
-    class AckingHandler(SocketModeHandler):
-        def handle(self, client: Any, req: Any) -> None:
-            start = time.time()
-            resp = run_bolt_app(self.app, req)
-            if resp.status == 404:
-                log.info("no listener for this envelope; acknowledged and ignored")
-                resp = BoltResponse(status=200, body="")
-            send_response(client, req, resp, start)
-
-    return AckingHandler(app, app_token)
+    return Bot(app=app, deps=deps, worker=worker, executor=executor, suggestions=suggestions)
 
 
 def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
@@ -224,11 +127,10 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 2
     bot = create_app(settings, migrate_db=not args.no_migrate, socket_mode=socket_mode)
-    bot.deps.worker.start()
-    if socket_mode:
-        assert settings.slack_app_token is not None
+    bot.worker.start()
+    if settings.slack_app_token is not None:
         log.info("starting in Socket Mode")
-        _socket_mode_handler(bot.app, settings.slack_app_token.get_secret_value()).start()
+        socket_mode_handler(bot.app, settings.slack_app_token.get_secret_value()).start()
         return 0
     from waitress import serve
 
@@ -246,7 +148,7 @@ def _cmd_db(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_console(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.console import run_console
+    from bot.console import run_console  # the console and its fakes load only for this command
 
     return run_console(settings, create_app, script=args.script, database_url=args.database_url)
 

@@ -28,7 +28,7 @@ def main() -> None:
     """Sends EVENTS signed events from CLIENTS threads and reports the ack latency distribution."""
     db = Path(tempfile.mkdtemp()) / "bench.db"
     console = Console(Settings.model_validate({"database_url": f"sqlite:///{db}"}), create_app, io.StringIO())
-    console.bot.deps.worker.start()
+    console.bot.worker.start()
     console.fake.fail_next("reactions.add", status=429, retry_after=30, times=10)  # slow Slack must not matter
     latencies: list[float] = []
     lock = threading.Lock()

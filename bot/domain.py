@@ -53,7 +53,23 @@ class Status(StrEnum):
     NOT_FEEDBACK = "not_feedback"
 
 
-CLOSED = {Status.WONT_DO.value, Status.DUPLICATE.value, Status.NOT_FEEDBACK.value}
+CLOSED = frozenset({Status.WONT_DO, Status.DUPLICATE, Status.NOT_FEEDBACK})
+OPEN = (Status.NEW, Status.TRIAGED, Status.LINEAR, Status.ROADMAP)
+
+
+class Kind(StrEnum):
+    """Outbox kinds: each is registered with its handler in bot/jobs.py and nowhere else."""
+
+    EVENT = "event"
+    HYDRATE = "hydrate"
+    CARD = "card"
+    CARD_UPDATE = "card_update"
+    RECEIPT = "receipt"
+    AUDIT = "audit"
+    LINEAR_CREATE = "linear.create"
+    LINEAR_LINK = "linear.link"
+
+
 IMPACTS = ("High", "Medium", "Low")
 
 
@@ -122,9 +138,10 @@ class LinkView:
 
     identifier: str
     url: str | None
-    status: str
+    linked: bool
     state: str | None
     demand: int
+    note: str | None = None
     error: str | None = None
 
 
@@ -144,6 +161,7 @@ class TriageView:
     last_action: str | None = None
     themes: list[str] = field(default_factory=list)
     can_undo: bool = False
+    routed: bool = False
 
 
 @dataclass(frozen=True)
@@ -169,6 +187,7 @@ class CardData:
     suggestion_note: str | None = None
     similar: list[SimilarItem] = field(default_factory=list)
     triage: TriageView | None = None
+    names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -211,3 +230,4 @@ class HomeItem:
     triage: TriageView
     suggested_type: str | None = None
     suggested_theme: str | None = None
+    names: dict[str, str] = field(default_factory=dict)

@@ -7,7 +7,7 @@ import re
 from slack_bolt import App
 
 from bot.deps import Deps
-from bot.triage.blocks import Callback, TriageModal
+from bot.slack.ids import Callback, TriageModal
 from handlers import actions, commands, errors, events, middleware, views
 
 EVENTS = (
@@ -21,7 +21,8 @@ EVENTS = (
 COMMANDS = ("/feedback",)
 SHORTCUTS = (Callback.LOG_SHORTCUT.value, Callback.GLOBAL_SHORTCUT.value)
 VIEWS = (Callback.LOG_MODAL.value, Callback.FEEDBACK_MODAL.value, *(m.value for m in TriageModal))
-ACTIONS = re.compile(r"^(triage|home)\.")
+TRIAGE_ACTIONS = re.compile(r"^triage\.")
+HOME_ACTIONS = re.compile(r"^home\.")
 
 
 def register(app: App, deps: Deps) -> None:
@@ -35,7 +36,8 @@ def register(app: App, deps: Deps) -> None:
     app.command("/feedback")(commands.on_feedback_command)
     app.view(Callback.LOG_MODAL.value)(views.on_log_submitted)
     app.view(Callback.FEEDBACK_MODAL.value)(views.on_feedback_submitted)
-    app.action(ACTIONS)(actions.on_triage_action)
+    app.action(TRIAGE_ACTIONS)(actions.on_triage_action)
+    app.action(HOME_ACTIONS)(actions.on_home_action)
     for modal in TriageModal:
         app.view(modal.value)(views.on_triage_modal)
-    app.error(errors.on_error)
+    app.error(errors.boundary(deps))

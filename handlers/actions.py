@@ -1,4 +1,4 @@
-"""Triage-card and App Home controls: ack, then hand the click to bot/clicks."""
+"""Triage-card and App Home controls: ack, then hand the click to the domain that owns it."""
 
 from __future__ import annotations
 
@@ -6,10 +6,19 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext
 
-from bot.triage import inbound as clicks
+from bot.home import inbound as home
+from bot.triage import inbound as triage
 
 
 def on_triage_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
-    """Every `triage.*` and `home.*` button or select."""
+    """Every `triage.*` button or select, on a card or in App Home (which then shows the new state)."""
     ack()
-    clicks.on_action(context["deps"], body, action)
+    deps = context["deps"]
+    triage.on_action(deps, body, action)
+    home.after_click(deps, body)
+
+
+def on_home_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
+    """`home.filter.*` selects in App Home."""
+    ack()
+    home.on_filter(context["deps"], body, action)

@@ -7,9 +7,11 @@ from typing import Any
 
 from slack_bolt import Ack, BoltContext
 
-from bot.capture import inbound as intake
+from bot.accounts.service import NOT_STAFF, staff_cached
+from bot.capture import inbound as capture
 from bot.deps import Deps
-from bot.triage import inbound as clicks
+from bot.slack.payloads import clicker
+from bot.triage import inbound as triage
 
 
 def _submit(
@@ -21,34 +23,34 @@ def _submit(
     store: Callable[[Deps, str, dict[str, Any]], int],
 ) -> None:
     errors = validate(view)
-    user = body.get("user") or {}
     deps = context["deps"]
-    if not errors and deps.gateway.staff_cached(user.get("id", ""), user.get("team_id")) is False:
-        errors = {next(iter(view["state"]["values"]), "verbatim"): intake.NOT_STAFF}
+    user, team = clicker(body)
+    if not errors and staff_cached(deps.slack, deps.settings, user, team) is False:
+        errors = {next(iter(view["state"]["values"]), "verbatim"): NOT_STAFF}
     if errors:
         ack(response_action="errors", errors=errors)
         return
     ack()
-    intake.submit_after_ack(deps, user, view, store)
+    capture.submit_after_ack(deps, body.get("user") or {}, view, store)
 
 
 def on_log_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
     """Message shortcut modal submitted."""
-    _submit(ack, body, view, context, intake.validate_log, intake.submit_log)
+    _submit(ack, body, view, context, capture.validate_log, capture.submit_log)
 
 
 def on_feedback_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
     """/feedback modal submitted."""
-    _submit(ack, body, view, context, intake.validate_feedback, intake.submit_feedback)
+    _submit(ack, body, view, context, capture.validate_feedback, capture.submit_feedback)
 
 
 def on_triage_modal(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
     """Won't do / Link Linear issue / Duplicate of: database-only checks, so their errors can be in the ack."""
     deps = context["deps"]
-    errors, applied = clicks.modal_before_ack(deps, body, view)
+    errors, applied = triage.modal_before_ack(deps, body, view)
     if errors:
         ack(response_action="errors", errors=errors)
         return
     ack()
     if not applied:
-        clicks.on_modal_after_ack(deps, body, view)
+        triage.on_modal_after_ack(deps, body, view)

@@ -3,12 +3,38 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import JSON, Float, ForeignKey, Index, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.db import Base, utcnow
+
+
+class LinkStatus(StrEnum):
+    """A Linear link's life: pending until Linear answers, then linked or failed; Undo cancels or unlinks."""
+
+    PENDING = "pending"
+    LINKED = "linked"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNLINKED = "unlinked"
+
+
+ACTIVE_LINKS = frozenset({LinkStatus.PENDING, LinkStatus.LINKED})
+GONE_LINKS = frozenset({LinkStatus.CANCELLED, LinkStatus.UNLINKED})
+
+
+class OutboxStatus(StrEnum):
+    """pending -> sending -> done | pending (retry) | failed | dead; Undo may cancel an unsent row."""
+
+    PENDING = "pending"
+    SENDING = "sending"
+    DONE = "done"
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
 
 
 class Channel(Base):
@@ -107,7 +133,7 @@ class LinearLink(Base):
     state_type: Mapped[str | None] = mapped_column(String(32))
     state_name: Mapped[str | None] = mapped_column(String(64))
     via: Mapped[str] = mapped_column(String(16))
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=LinkStatus.PENDING.value)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -136,7 +162,7 @@ class OutboxItem(Base):
     key: Mapped[str] = mapped_column(String(255), unique=True)
     kind: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    status: Mapped[str] = mapped_column(String(16), default=OutboxStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None] = mapped_column()

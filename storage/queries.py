@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from storage.db import utcnow
-from storage.models import Channel, Feedback, FeedbackEvent, LinearLink, OutboxItem, Theme
+from storage.models import Channel, Feedback, FeedbackEvent, LinearLink, LinkStatus, OutboxItem, OutboxStatus, Theme
 
 
 def feedback_by_key(*, session: Session, dedupe_key: str) -> Feedback | None:
@@ -79,7 +79,8 @@ def upsert_channel(*, session: Session, channel_id: str, name: str | None, is_ex
     stmt = insert(Channel).values(id=channel_id, **values).on_conflict_do_update(index_elements=["id"], set_=values)
     session.execute(stmt)
     row = session.get(Channel, channel_id, populate_existing=True)
-    assert row is not None
+    if row is None:  # pragma: no cover - the upsert above just wrote it
+        raise RuntimeError(f"channel {channel_id} vanished after its upsert")
     return row
 
 
@@ -96,8 +97,8 @@ def outbox_by_key(*, session: Session, key: str) -> OutboxItem | None:
 def claim_due(*, session: Session, now: datetime, lease: timedelta, limit: int = 20) -> list[OutboxItem]:
     """Leases due rows so two workers never send the same item (SKIP LOCKED on PostgreSQL)."""
     due = or_(
-        (OutboxItem.status == "pending") & (OutboxItem.next_attempt_at <= now),
-        (OutboxItem.status == "sending") & (OutboxItem.locked_until < now),
+        (OutboxItem.status == OutboxStatus.PENDING) & (OutboxItem.next_attempt_at <= now),
+        (OutboxItem.status == OutboxStatus.SENDING) & (OutboxItem.locked_until < now),
     )
     stmt = select(OutboxItem).where(due).order_by(OutboxItem.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
@@ -108,7 +109,7 @@ def claim_due(*, session: Session, now: datetime, lease: timedelta, limit: int =
         res = session.execute(
             update(OutboxItem)
             .where(OutboxItem.id == row.id, OutboxItem.updated_at == row.updated_at)
-            .values(status="sending", locked_until=now + lease, updated_at=utcnow())
+            .values(status=OutboxStatus.SENDING.value, locked_until=now + lease, updated_at=utcnow())
             .execution_options(synchronize_session=False)
         )
         if res.rowcount == 1:  # type: ignore[attr-defined]
@@ -151,7 +152,7 @@ def unembedded_feedback(*, session: Session, limit: int = 256) -> Sequence[Feedb
 
 def first_link(*, session: Session, feedback_id: int) -> LinearLink | None:
     """The Linear issue an item was routed or linked to (the earliest confirmed one)."""
-    stmt = select(LinearLink).where(LinearLink.feedback_id == feedback_id, LinearLink.status == "linked")
+    stmt = select(LinearLink).where(LinearLink.feedback_id == feedback_id, LinearLink.status == LinkStatus.LINKED)
     return session.scalar(stmt.order_by(LinearLink.id).limit(1))
 
 
@@ -170,7 +171,7 @@ def links_for(*, session: Session, feedback_id: int) -> Sequence[LinearLink]:
 def demand(*, session: Session, issue_id: str) -> int:
     """How many feedback items are linked to one Linear issue."""
     stmt = select(func.count(func.distinct(LinearLink.feedback_id))).where(
-        LinearLink.issue_id == issue_id, LinearLink.status == "linked"
+        LinearLink.issue_id == issue_id, LinearLink.status == LinkStatus.LINKED
     )
     return int(session.scalar(stmt) or 0)
 
@@ -209,9 +210,9 @@ def link_by_id(*, session: Session, link_id: int) -> LinearLink | None:
 def cancel_outbox(*, session: Session, key: str) -> bool:
     """Stops a not-yet-sent side effect (Undo before Linear answered)."""
     item = outbox_by_key(session=session, key=key)
-    if item is None or item.status not in {"pending", "failed", "dead"}:
+    if item is None or item.status not in {OutboxStatus.PENDING, OutboxStatus.FAILED, OutboxStatus.DEAD}:
         return False
-    item.status = "cancelled"
+    item.status = OutboxStatus.CANCELLED
     return True
 
 
@@ -241,7 +242,7 @@ def feedback_list(
 
 def links_to_issue(*, session: Session, issue_id: str) -> Sequence[LinearLink]:
     """All linked items of one Linear issue."""
-    stmt = select(LinearLink).where(LinearLink.issue_id == issue_id, LinearLink.status == "linked")
+    stmt = select(LinearLink).where(LinearLink.issue_id == issue_id, LinearLink.status == LinkStatus.LINKED)
     return session.scalars(stmt).all()
 
 
@@ -283,14 +284,15 @@ def last_edit_ts(*, session: Session, feedback_id: int) -> str | None:
 def pending_outbox(*, session: Session, prefix: str) -> list[int]:
     """Ids of outbox rows under a key prefix that have not run yet (oldest first)."""
     stmt = select(OutboxItem.id).where(
-        OutboxItem.key.startswith(prefix, autoescape=True), OutboxItem.status.in_(["pending", "sending"])
+        OutboxItem.key.startswith(prefix, autoescape=True),
+        OutboxItem.status.in_([OutboxStatus.PENDING, OutboxStatus.SENDING]),
     )
     return list(session.scalars(stmt.order_by(OutboxItem.id)))
 
 
 def due_before(*, session: Session, until: datetime) -> bool:
     """Is any pending outbox row due by `until`? (the console waits for those before rendering)"""
-    stmt = select(OutboxItem.id).where(OutboxItem.status == "pending", OutboxItem.next_attempt_at <= until)
+    stmt = select(OutboxItem.id).where(OutboxItem.status == OutboxStatus.PENDING, OutboxItem.next_attempt_at <= until)
     return session.scalar(stmt.limit(1)) is not None
 
 

@@ -35,7 +35,9 @@ def test_bot_never_imports_bolt_or_handlers() -> None:
 
 
 def test_blocks_depends_only_on_domain() -> None:
-    ours = {m for m in imports(ROOT / "bot" / "triage" / "blocks.py") if m.split(".")[0] in {"bot", "storage", "handlers"}}
+    ours = {
+        m for m in imports(ROOT / "bot" / "triage" / "blocks.py") if m.split(".")[0] in {"bot", "storage", "handlers"}
+    }
     assert ours == {"bot.domain"}
 
 

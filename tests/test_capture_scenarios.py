@@ -400,7 +400,7 @@ def test_crash_between_send_and_record_is_reconciled_not_resent(bot: Console) ->
 
 
 def test_background_worker_delivers_without_manual_drain(bot: Console) -> None:
-    bot.bot.deps.worker.start()
+    bot.bot.worker.start()
     try:
         env = customer_message(bot)
         send(bot, env)
@@ -409,7 +409,7 @@ def test_background_worker_delivers_without_manual_drain(bot: Console) -> None:
             time.sleep(0.05)
         assert bot.fake.reactions("C0SHARED", env["event"]["ts"])
     finally:
-        bot.bot.deps.worker.stop()
+        bot.bot.worker.stop()
 
 
 def test_redelivery_on_postgresql(pg_url: str) -> None:
@@ -433,6 +433,7 @@ def test_redelivery_on_postgresql(pg_url: str) -> None:
 
 def test_two_workers_on_postgresql_send_each_item_once(pg_url: str) -> None:
     """Scale-out: several processes drain one outbox (FOR UPDATE SKIP LOCKED); nothing is sent twice."""
+    from bot import jobs
     from bot.runtime.worker import Worker
 
     bot = start_console(pg_url, feedback_suggestions=False)
@@ -441,8 +442,8 @@ def test_two_workers_on_postgresql_send_each_item_once(pg_url: str) -> None:
         for i in range(20):
             send(bot, customer_message(bot, f"Report export number {i} is missing its totals row"))
         bot.bot.executor.wait_idle(10)
-        other = Worker(sessions=deps.sessions, gateway=deps.gateway, settings=deps.settings)
-        threads = [threading.Thread(target=w.drain) for w in (deps.worker, other)]
+        other = Worker(deps, jobs.OUTBOX, persistent=jobs.PERSISTENT)
+        threads = [threading.Thread(target=w.drain) for w in (bot.bot.worker, other)]
         for t in threads:
             t.start()
         for t in threads:
@@ -636,7 +637,7 @@ def test_malformed_interactions_are_4xx_or_refused_never_5xx(bot: Console, body:
 def test_slack_down_during_intake_defers_the_event_instead_of_losing_it(bot: Console) -> None:
     env = customer_message(bot)
     reaction = staff_reaction(env["event"]["ts"])
-    bot.bot.deps.gateway._users.clear()
+    bot.bot.deps.slack._users.clear()
     bot.fake.fail_next("users.info", status=503, times=1)  # the staff check cannot be answered right now
     assert send(bot, reaction) == 200
     bot.settle()

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from bot.runtime.outbox import IN_FLIGHT, Defer, MaybeSent, Permanent, Retry, backoff, begin, finish
-from bot.runtime.worker import _slack_errors
+from bot.runtime.outbox import slack_errors as _slack_errors
 from bot.slack.gateway import SlackError
 from storage.models import OutboxItem
 

@@ -37,7 +37,7 @@ def test_card_carries_suggestion_and_embedding_is_stored(bot: Console) -> None:
 def test_card_waits_for_a_warming_model_then_posts_with_suggestion(bot: Console) -> None:
     deps = bot.bot.deps
     cold = SuggestionService(deps.settings, deps.sessions, shared_embedder())
-    deps.worker.suggestions = cold
+    deps.suggestions = cold
     send(bot, customer_message(bot, "Please add a dark mode to the dashboard"))
     bot.settle(horizon=0)
     assert posts_to(bot, "C0TRIAGE") == [], "no card before the suggestion exists"
@@ -51,7 +51,7 @@ def test_model_failure_still_posts_the_card(sqlite_url: str) -> None:
     broken = Embedder(model_dir="/nonexistent/model")
     bot = Console(make_settings(sqlite_url), app.create_app, __import__("io").StringIO(), embedder=broken)
     try:
-        assert bot.bot.deps.worker.suggestions.state == "failed"
+        assert bot.bot.suggestions.state == "failed"
         send(bot, customer_message(bot))
         bot.settle()
         [card] = posts_to(bot, "C0TRIAGE")
@@ -97,7 +97,7 @@ def test_restart_rebuilds_index_and_labels_from_the_database(sqlite_url: str) ->
         bot.close()
     again = start_console(sqlite_url)
     try:
-        svc = again.bot.deps.worker.suggestions
+        svc = again.bot.suggestions
         assert svc is not None and svc.suggester is not None
         assert 1 in svc.suggester.index
         assert svc.suggester.types._ys == ["Bug"] and svc.suggester.themes._ys == ["Billing"]
@@ -106,7 +106,7 @@ def test_restart_rebuilds_index_and_labels_from_the_database(sqlite_url: str) ->
 
 
 def test_learning_from_corrections_moves_the_suggestion(bot: Console) -> None:
-    svc = bot.bot.deps.worker.suggestions
+    svc = bot.bot.suggestions
     assert svc is not None
     text = "Could the weekly summary email include churned accounts?"
     before = svc.suggester.suggest(text).type

@@ -14,6 +14,7 @@ from slack_sdk.models.views import View
 from sqlalchemy import select
 
 from bot.console import Console
+from bot.accounts.service import NOT_STAFF
 from bot.domain import CardData, CardRef, LinkView, SimilarItem, Suggested, TriageView
 from bot.triage import blocks
 from storage.models import Feedback, LinearLink, OutboxItem
@@ -117,7 +118,7 @@ def ephemerals(bot: Console) -> list[str]:
 
 def test_selects_set_type_theme_impact_owner_update_card_and_audit_thread(bot: Console) -> None:
     fb = capture(bot, "The CSV export drops the last row when a filter is applied")
-    svc = bot.bot.deps.worker.suggestions
+    svc = bot.bot.suggestions
     examples = len(svc.suggester.types._ys)
     for action, value in (
         ("triage.type", "Bug"),
@@ -210,7 +211,7 @@ def test_external_and_non_group_users_cannot_triage(sqlite_url: str) -> None:
         assert (after.status, after.rev) == ("new", 0)
         assert bot.fake.calls_to("chat.update") == []
         texts = ephemerals(bot)
-        assert "Only members of the team" in texts[0] and "staff group" in texts[1]
+        assert texts == [NOT_STAFF, NOT_STAFF], "one staff check, one wording, for outsiders and non-group staff"
         assert click(bot, fb.id, "triage.quick_win") == 200
         bot.settle()
         assert rows(bot)[0].status == "quick win"
@@ -311,7 +312,7 @@ def test_undo_before_linear_answers_cancels_the_create(bot: Console) -> None:
 
 def test_not_feedback_is_a_chatter_label(bot: Console) -> None:
     fb = capture(bot, "The onboarding checklist is confusing for new admins")
-    svc = bot.bot.deps.worker.suggestions
+    svc = bot.bot.suggestions
     before = list(svc.suggester.chatter._ys)
     click(bot, fb.id, "triage.not_feedback")
     bot.settle()
@@ -413,7 +414,7 @@ def test_cards_pass_block_kit_validation_and_limits_even_when_huge() -> None:
         owner_id="U1",
         reason=long,
         duplicate_of=3,
-        links=[LinkView("ENG-1", "https://linear.app/x/issue/ENG-1", "linked", "Todo", 12)] * 20,
+        links=[LinkView("ENG-1", "https://linear.app/x/issue/ENG-1", True, "Todo", 12)] * 20,
         requesters=["<@U123456>"] * 200,
         last_action="x" * 500,
         themes=[f"Theme {i}" for i in range(150)],
@@ -453,7 +454,7 @@ def test_undo_while_linear_is_answering_leaves_the_issue_unlinked(bot: Console) 
     bot.linear.stall_next(1.5)
     click(bot, fb.id, "triage.route_linear")
     bot.bot.executor.wait_idle(10)
-    worker = threading.Thread(target=bot.bot.deps.worker.drain)
+    worker = threading.Thread(target=bot.bot.worker.drain)
     worker.start()
     time.sleep(0.5)  # the create is in flight now
     click(bot, fb.id, "triage.undo", rev=1)
@@ -498,14 +499,15 @@ def test_customer_text_cannot_ping_or_forge_links(bot: Console) -> None:
     capture(bot, "<!channel> the export is broken, see <http://evil.example|our report>")
     card = bot.fake.calls_to("chat.postMessage")[0]
     text = json.dumps(card.args)
-    assert "<!channel>" not in text and "<http://evil" not in text and "&lt;!channel&gt;" in text
+    assert "<!channel>" not in text and "<http://evil" not in text and "|our report" not in text
+    assert ">@channel the export is broken, see our report (http://evil.example)" in text, "inert, link target shown"
 
 
 def test_triage_modal_from_an_unknown_user_is_checked_after_the_ack(bot: Console) -> None:
     fb = capture(bot, "Please support Internet Explorer 11 in the admin console")
     click(bot, fb.id, "triage.wont_do")
     bot.settle()
-    bot.bot.deps.gateway._users.clear()  # e.g. a restart between the click and the submit
+    bot.bot.deps.slack._users.clear()  # e.g. a restart between the click and the submit
     assert submit_modal(bot, {"reason": "IE11 is end-of-life"}, user="U0CUST") == {}
     bot.settle()
     assert rows(bot)[0].status == "new"

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.domain import CaptureMethod, CaptureRequest, UserFacingError
+from bot.domain import CaptureMethod, CaptureRequest, Kind, Status, UserFacingError
 from bot.settings import Settings
 from bot.slack.gateway import SlackGateway
 from storage import queries
@@ -57,48 +57,67 @@ def author_team(event: dict[str, Any]) -> str | None:
     return team if isinstance(team, str) and team else None
 
 
-def message_request(
-    event: dict[str, Any], *, installing_team: str, bot_user_id: str, team: str | None, guest: bool = False
-) -> CaptureRequest | None:
-    """Auto-capture decision for one message: customers' own words (Slack Connect users, or guests) qualify."""
+def _customer_words(event: dict[str, Any], bot_user_id: str) -> bool:
+    """A person's own new message: no bot, no hidden or system subtype, and not ourselves."""
     if event.get("subtype") not in ALLOWED_SUBTYPES or event.get("bot_id") or event.get("hidden"):
-        return None
+        return False
     user, channel, ts = event.get("user"), event.get("channel"), event.get("ts")
-    if not (isinstance(user, str) and isinstance(channel, str) and isinstance(ts, str)) or user == bot_user_id:
+    return isinstance(user, str) and isinstance(channel, str) and isinstance(ts, str) and user != bot_user_id
+
+
+def auto_capture_request(
+    *, session: Session, slack: SlackGateway, settings: Settings, event: dict[str, Any], shared_hint: bool | None
+) -> CaptureRequest | None:
+    """The one auto-capture decision: a customer's (Slack Connect user's or guest's) non-empty message in a
+    watched channel qualifies; staff messages are captured only when a staff member tags them."""
+    if not _customer_words(event, slack.bot_user_id):
         return None
-    if not team or (team == installing_team and not guest):
-        return None  # internal staff: captured only when a staff member tags the message
+    channel, user = str(event["channel"]), str(event["user"])
+    if not channel_watched(session=session, slack=slack, settings=settings, channel_id=channel, hint=shared_hint):
+        return None
+    team = author_team(event) or slack.user(user).get("team_id")
+    info = slack.user(user) if team == slack.team_id else {}
+    guest = bool(info.get("is_restricted") or info.get("is_ultra_restricted"))
+    if not team or (team == slack.team_id and not guest):
+        return None
+    if not clean_text(event.get("text"), settings.feedback_max_text)[0]:
+        log.info("empty message %s in %s not captured", event.get("ts"), channel)
+        return None
     profile = event.get("user_profile") or {}
     return CaptureRequest(
-        method=CaptureMethod.AUTO, text=event.get("text") or "", team_id=installing_team, channel_id=channel,
-        message_ts=ts, thread_ts=event.get("thread_ts"), author_user_id=user, author_team_id=team,
+        method=CaptureMethod.AUTO, text=event.get("text") or "", team_id=slack.team_id, channel_id=channel,
+        message_ts=str(event["ts"]), thread_ts=event.get("thread_ts"), author_user_id=user, author_team_id=team,
         author_name=profile.get("real_name") or profile.get("display_name") or profile.get("name"), is_external=True,
     )  # fmt: skip
 
 
-def channel_is_watched(
-    *, session: Session, gateway: SlackGateway, settings: Settings, channel_id: str, shared_hint: bool | None
+def channel_watched(
+    *, session: Session, slack: SlackGateway, settings: Settings, channel_id: str, hint: bool | None = None
 ) -> bool:
     """Configured channels always; otherwise shared channels, cached from the envelope or conversations.info."""
     if channel_id in settings.feedback_watch_channels:
         return True
+    return channel_shared(session=session, slack=slack, settings=settings, channel_id=channel_id, hint=hint)
+
+
+def channel_shared(
+    *, session: Session, slack: SlackGateway, settings: Settings, channel_id: str, hint: bool | None = None
+) -> bool:
+    """The one channel-cache freshness rule: a cached flag younger than CHANNEL_CACHE_SECONDS, else the
+    envelope's hint, else conversations.info."""
     cached = queries.get_channel(session=session, channel_id=channel_id)
-    fresh = cached and cached.checked_at > utcnow() - timedelta(seconds=settings.channel_cache_seconds)
-    if cached and fresh:
+    if cached and cached.checked_at > utcnow() - timedelta(seconds=settings.channel_cache_seconds):
         return cached.is_ext_shared
-    if shared_hint is not None:
-        return queries.upsert_channel(
-            session=session,
-            channel_id=channel_id,
-            name=cached.name if cached else None,
-            is_ext_shared=shared_hint,
-        ).is_ext_shared
-    return refresh_channel(session=session, gateway=gateway, channel_id=channel_id)
+    if hint is not None:
+        name = cached.name if cached else None
+        queries.upsert_channel(session=session, channel_id=channel_id, name=name, is_ext_shared=hint)
+        return hint
+    return refresh_channel(session=session, slack=slack, channel_id=channel_id)
 
 
-def refresh_channel(*, session: Session, gateway: SlackGateway, channel_id: str) -> bool:
+def refresh_channel(*, session: Session, slack: SlackGateway, channel_id: str) -> bool:
     """Re-reads conversations.info (on join, share, unshare, or a stale cache)."""
-    info = gateway.channel_info(channel_id)
+    info = slack.channel_info(channel_id)
     shared = bool(info.get("is_ext_shared") or info.get("is_shared"))
     queries.upsert_channel(session=session, channel_id=channel_id, name=info.get("name"), is_ext_shared=shared)
     return shared
@@ -160,25 +179,18 @@ def _merge(session: Session, settings: Settings, fb: Feedback, req: CaptureReque
             actor=actor,
             detail={"context": req.context, "type_hint": req.type_hint},
         )
-        _enqueue_card_update(session, fb, f"tag:{req.method.value}:{actor}")
-        if fb.status == "maybe":  # a human capture is never filtered: the chatter verdict was wrong
-            fb.status = "new"
-            queries.enqueue(
-                session=session,
-                key=f"card:{fb.id}:promoted",
-                kind="card",
-                payload={"feedback_id": fb.id, "promoted": True},
-            )
-            enqueue_receipt(session, settings, fb)
+        enqueue_card_update(session, fb.id, f"tag:{req.method.value}:{actor}")
+        if fb.status == Status.MAYBE:  # a human capture is never filtered: the chatter verdict was wrong
+            promote(session, settings, fb)
     return fb
 
 
 def _enqueue_followups(session: Session, settings: Settings, fb: Feedback) -> None:
     """Receipt to the customer and the path to a triage card, keyed so redelivery adds nothing."""
     if fb.needs_hydration:
-        queries.enqueue(session=session, key=f"hydrate:{fb.id}", kind="hydrate", payload={"feedback_id": fb.id})
+        queries.enqueue(session=session, key=f"hydrate:{fb.id}", kind=Kind.HYDRATE, payload={"feedback_id": fb.id})
     else:
-        queries.enqueue(session=session, key=f"card:{fb.id}", kind="card", payload={"feedback_id": fb.id})
+        enqueue_card(session, fb.id)
     if fb.capture_method != CaptureMethod.AUTO.value:  # auto-captures get theirs once judged not chatter
         enqueue_receipt(session, settings, fb)
 
@@ -189,19 +201,28 @@ def enqueue_receipt(session: Session, settings: Settings, fb: Feedback) -> None:
         queries.enqueue(
             session=session,
             key=f"receipt:{fb.id}",
-            kind="receipt",
+            kind=Kind.RECEIPT,
             payload={"feedback_id": fb.id, "mode": settings.feedback_receipt},
         )
 
 
-def _enqueue_card_update(session: Session, fb: Feedback, reason: str) -> None:
-    """Cards change in place; one update per distinct reason."""
-    queries.enqueue(
-        session=session,
-        key=f"card_update:{fb.id}:{reason}",
-        kind="card_update",
-        payload={"feedback_id": fb.id},
-    )
+def enqueue_card(session: Session, feedback_id: int) -> None:
+    """The item's triage card, posted once."""
+    queries.enqueue(session=session, key=f"card:{feedback_id}", kind=Kind.CARD, payload={"feedback_id": feedback_id})
+
+
+def promote(session: Session, settings: Settings, fb: Feedback) -> None:
+    """A "maybe" item becomes feedback: it gets its card (past the chatter filter) and its receipt."""
+    fb.status = Status.NEW
+    payload = {"feedback_id": fb.id, "promoted": True}
+    queries.enqueue(session=session, key=f"card:{fb.id}:promoted", kind=Kind.CARD, payload=payload)
+    enqueue_receipt(session, settings, fb)
+
+
+def enqueue_card_update(session: Session, feedback_id: int, reason: str) -> None:
+    """Cards change in place (chat.update); one update per distinct reason, so a redelivery adds nothing."""
+    key = f"card_update:{feedback_id}:{reason}"
+    queries.enqueue(session=session, key=key, kind=Kind.CARD_UPDATE, payload={"feedback_id": feedback_id})
 
 
 def record_edit(
@@ -228,7 +249,7 @@ def record_edit(
     )
     fb.text, fb.text_truncated, fb.edited_at = text, truncated, utcnow()
     fb.embedding, fb.suggested_at = None, None  # the card update re-embeds and re-suggests the new words
-    _enqueue_card_update(session, fb, f"edit:{edited_ts or utcnow().isoformat()}")
+    enqueue_card_update(session, fb.id, f"edit:{edited_ts or utcnow().isoformat()}")
     return fb
 
 
@@ -250,5 +271,5 @@ def record_delete(*, session: Session, channel_id: str, ts: str) -> Feedback | N
         return fb
     fb.deleted_at = utcnow()
     queries.add_event(session=session, feedback=fb, kind="deleted", actor=fb.author_user_id, detail={})
-    _enqueue_card_update(session, fb, "deleted")
+    enqueue_card_update(session, fb.id, "deleted")
     return fb

@@ -130,6 +130,7 @@ class LinearClient:
             transport=transport,
         )
         self._url = base_url
+        self._labels: dict[str, dict[str, str]] = {}
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -232,6 +233,12 @@ class LinearClient:
             if not conn["pageInfo"]["hasNextPage"]:
                 return result
             after = conn["pageInfo"]["endCursor"]
+
+    def label_ids(self, team_id: str) -> dict[str, str]:
+        """Lower-cased label name -> id, read once per team and process (labels change rarely)."""
+        if team_id not in self._labels:
+            self._labels[team_id] = {k.lower(): v for k, v in self.labels(team_id).items()}
+        return self._labels[team_id]
 
     def _execute(self, operation: str, variables: dict[str, Any]) -> dict[str, Any]:
         """POST one named document and return ``data``, or raise the matching LinearError."""

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from storage.models import OutboxItem
+from bot.deps import Deps
+from bot.slack.gateway import SlackError
+from storage import queries
+from storage.models import Feedback, OutboxItem, OutboxStatus
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +53,26 @@ class Job:
     crashed_mid_send: bool
     created_at: float
 
+    @property
+    def reconcile_since(self) -> float | None:
+        """Where to look for a message an earlier attempt may have posted; None when none died mid-send."""
+        return self.created_at - 60 if self.crashed_mid_send else None
 
-Handler = Callable[[Session, Job], dict[str, Any]]
+
+Handler = Callable[[Deps, Session, Job], dict[str, Any]]
+
+
+@contextmanager
+def slack_errors(*, posting: bool = False) -> Iterator[None]:
+    """Maps Slack failures onto the outcomes; a post that timed out or hit a 5xx may have landed."""
+    try:
+        yield
+    except SlackError as exc:
+        if not exc.retryable:
+            raise Permanent(str(exc)) from exc
+        if posting and exc.error != "ratelimited":
+            raise MaybeSent(str(exc), exc.retry_after) from exc
+        raise Retry(str(exc), exc.retry_after) from exc
 
 
 def backoff(attempts: int, retry_after: float | None) -> timedelta:
@@ -82,23 +104,31 @@ def finish(
     """Records the outcome of one attempt; "maybe sent" survives until an attempt settles it either way."""
     item.locked_until = None
     if error is None:
-        item.status, item.result, item.last_error = "done", result or {}, None
+        item.status, item.result, item.last_error = OutboxStatus.DONE, result or {}, None
         return
     text = f"{type(error).__name__}: {error}"
     unsettled = isinstance(error, MaybeSent) or (in_flight and isinstance(error, Retry))
     item.last_error = (f"{IN_FLIGHT}: {text}" if unsettled else text)[:2000]
     if isinstance(error, Defer):
         item.attempts -= 1
-        item.status, item.next_attempt_at = "pending", now + backoff(item.attempts, error.retry_after)
+        item.status, item.next_attempt_at = OutboxStatus.PENDING, now + backoff(item.attempts, error.retry_after)
         log.debug("outbox %s deferred: %s", item.key, error)
         return
     if isinstance(error, Retry) and item.attempts < max_attempts:
-        item.status = "pending"
+        item.status = OutboxStatus.PENDING
         item.next_attempt_at = now + backoff(item.attempts, error.retry_after)
         log.warning("outbox %s retry %d in %s: %s", item.key, item.attempts, item.next_attempt_at - now, error)
     elif isinstance(error, Retry):
-        item.status = "dead"
+        item.status = OutboxStatus.DEAD
         log.error("outbox %s gave up after %d attempts: %s", item.key, item.attempts, error)
     else:
-        item.status = "failed"
+        item.status = OutboxStatus.FAILED
         log.error("outbox %s failed: %s", item.key, error)
+
+
+def feedback_of(session: Session, job: Job) -> Feedback:
+    """The row a job is about; gone means nothing can be sent."""
+    fb = queries.feedback_by_id(session=session, feedback_id=int(job.payload["feedback_id"]))
+    if fb is None:
+        raise Permanent(f"feedback {job.payload['feedback_id']} not found")
+    return fb

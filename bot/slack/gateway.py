@@ -12,6 +12,8 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
+from bot.slack.kit import notice_modal
+
 log = logging.getLogger(__name__)
 
 METADATA_EVENT = "feedbackbot_outbox"
@@ -98,16 +100,16 @@ class SlackGateway:
         self._users[user_id] = info
         return info
 
-    def is_staff(self, user_id: str, team_id: str | None = None) -> bool:
-        """Staff are full members of the installing workspace: not guests, not Slack Connect users."""
+    def is_member(self, user_id: str, team_id: str | None = None) -> bool:
+        """Full members of the installing workspace: not guests, not Slack Connect users."""
         info = self.user(user_id)
         team = info.get("team_id") or team_id
         if not info or team != self.team_id:
             return False
         return not (info.get("is_restricted") or info.get("is_ultra_restricted") or info.get("is_stranger"))
 
-    def staff_cached(self, user_id: str, team_id: str | None, group: str | None = None) -> bool | None:
-        """is_staff (and group membership) from the caches alone; None when an answer needs Slack."""
+    def member_cached(self, user_id: str, team_id: str | None, group: str | None = None) -> bool | None:
+        """is_member (and group membership) from the caches alone; None when an answer needs Slack."""
         if team_id and "team_id" in (self._auth or {}) and team_id != self.team_id:
             return False
         cached_group = self._groups.get(group) if group else None
@@ -115,7 +117,7 @@ class SlackGateway:
             return None
         if group and cached_group and user_id not in cached_group[1]:
             return False
-        return self.is_staff(user_id, team_id)
+        return self.is_member(user_id, team_id)
 
     def usergroup_members(self, group_id: str, ttl: float = 300.0) -> set[str]:
         """usergroups.users.list, cached for `ttl` seconds (membership changes rarely)."""
@@ -195,6 +197,36 @@ class SlackGateway:
             args["cursor"] = cursor
         return None
 
+    def post_once(
+        self,
+        channel: str,
+        text: str,
+        *,
+        key: str,
+        reconcile_since: float | None,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+    ) -> str:
+        """Posts under an outbox key; after an attempt that died mid-send, first finds the message it may have left."""
+        found = (
+            self.find_posted(channel, key, thread_ts=thread_ts, since=reconcile_since)
+            if reconcile_since is not None
+            else None
+        )
+        return found or self.post(channel, text, blocks=blocks, thread_ts=thread_ts, key=key)
+
+    def display_names(self, user_ids: set[str]) -> dict[str, str]:
+        """Names for mentions in customer text (users.info, cached); an unknown user keeps its id."""
+        names = {}
+        for uid in user_ids:
+            try:
+                info = self.user(uid)
+            except SlackError:
+                info = {}
+            profile = info.get("profile") or {}
+            names[uid] = profile.get("display_name") or profile.get("real_name") or info.get("name") or uid
+        return names
+
     def update(self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None:
         """chat.update, so a card changes in place."""
         self._call("chat.update", self.client.chat_update, channel=channel, ts=ts, text=text, blocks=blocks or [])
@@ -206,6 +238,15 @@ class SlackGateway:
         except SlackError as exc:
             if exc.error != "already_reacted":
                 raise
+
+    def tell(self, user: str, text: str, *, channel: str | None = None, trigger_id: str | None = None) -> None:
+        """A private answer: ephemeral where the person acted, else a modal on their trigger, else a DM."""
+        if channel:
+            self.ephemeral(channel, user, text)
+        elif trigger_id:
+            self.open_view(trigger_id, notice_modal("Feedback Loop", text))
+        else:
+            self.post(user, text)
 
     def ephemeral(self, channel: str, user: str, text: str) -> None:
         """A private note to one person (refusals, errors)."""

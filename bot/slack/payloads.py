@@ -82,8 +82,44 @@ def _interaction_problem(data: Any) -> str | None:
         if not isinstance(data.get(key), dict):
             return f"{data['type']} without payload.{key}"
     view = data.get("view") or {}
-    if data["type"].startswith("view_") and not all(isinstance(view.get(k), str) for k in ("id", "callback_id")):
-        return "payload.view needs an id and a callback_id"
+    if data["type"].startswith("view_") and not all(isinstance(view.get(k), str) for k in ("id", "type", "callback_id")):
+        return "payload.view needs an id, a type and a callback_id"
     if "state" in view and not isinstance((view.get("state") or {}).get("values", {}), dict):
         return "payload.view.state.values is not an object"
     return None
+
+
+def read_state(view: dict[str, Any]) -> dict[str, str | None]:
+    """Flattens view.state.values into field -> value, whatever the element type."""
+    out: dict[str, str | None] = {}
+    for block_id, actions in ((view.get("state") or {}).get("values") or {}).items():
+        for el in actions.values():
+            value = el.get("value") or el.get("selected_user") or (el.get("selected_option") or {}).get("value")
+            out[block_id] = value.strip() if isinstance(value, str) and value.strip() else None
+    return out
+
+
+def clicker(body: dict[str, Any]) -> tuple[str, str | None]:
+    """Who clicked or submitted, and their team (Slack Connect users carry their own)."""
+    user = body.get("user") or {}
+    return str(user.get("id") or body.get("user_id") or ""), (
+        user.get("team_id") or body.get("team_id") or (body.get("team") or {}).get("id")
+    )
+
+
+def choice(action: dict[str, Any]) -> str | None:
+    """The value a select or user picker carries."""
+    return action.get("selected_user") or (action.get("selected_option") or {}).get("value")
+
+
+def reply_target(body: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Where to answer the person privately: the channel of the click (ephemeral), else a trigger for a modal."""
+    channel = (body.get("channel") or {}).get("id") or (body.get("container") or {}).get("channel_id")
+    if isinstance(body.get("channel_id"), str):  # slash commands are flat form fields
+        channel = body["channel_id"]
+    return channel, body.get("trigger_id")
+
+
+def from_home(body: dict[str, Any]) -> bool:
+    """Was this click made in App Home (so the Home tab must be re-published)?"""
+    return (body.get("view") or {}).get("type") == "home" or (body.get("container") or {}).get("type") == "view"

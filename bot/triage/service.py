@@ -9,30 +9,37 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.capture.service import enqueue_card_update, promote
 from bot.deps import Deps
-from bot.domain import CLOSED, IMPACTS, CardRef, FeedbackType, Status, UserFacingError
+from bot.domain import (
+    CLOSED,
+    IMPACTS,
+    OPEN,
+    CardData,
+    CardRef,
+    FeedbackType,
+    Kind,
+    LinkView,
+    SimilarItem,
+    Status,
+    Suggested,
+    TriageView,
+    UserFacingError,
+)  # fmt: skip
 from bot.linear.client import parse_issue_ref
-from bot.triage.blocks import Action
+from bot.routing.service import create_issue, link_issue
+from bot.slack.ids import Action
+from bot.slack.kit import name
 from storage import queries
 from storage.db import utcnow
-from storage.models import Feedback, LinearLink
+from storage.models import ACTIVE_LINKS, Feedback, LinkStatus
 
 log = logging.getLogger(__name__)
 SNAPSHOT = ("status", "type", "theme", "impact", "owner_id", "reason", "duplicate_of_id")
-NOT_STAFF = "Only members of the team that installed Feedback Loop can triage feedback."
 
 
 class StaleCard(UserFacingError):
     """The card changed since it was rendered (another click got there first)."""
-
-
-def require_triager(deps: Deps, user_id: str, team_id: str | None) -> None:
-    """Full members of the installing workspace, and of FEEDBACK_STAFF_USERGROUP when it is set."""
-    if (team_id and team_id != deps.gateway.team_id) or not deps.gateway.is_staff(user_id, team_id):
-        raise UserFacingError(NOT_STAFF)
-    group = deps.settings.feedback_staff_usergroup
-    if group and user_id not in deps.gateway.usergroup_members(group):
-        raise UserFacingError(f"Only members of the staff group <!subteam^{group}> can triage feedback.")
 
 
 def _load(session: Session, ref: CardRef) -> Feedback:
@@ -52,15 +59,15 @@ def _set_choice(field: str, allowed: Callable[[Session], list[str]]) -> Callable
         if value not in allowed(session):
             raise UserFacingError(f"{value!r} is not a known {field}.")
         setattr(fb, field, value)
-        if fb.status in {Status.NEW.value, Status.MAYBE.value}:
-            fb.status = Status.TRIAGED.value
+        if fb.status in {Status.NEW, Status.MAYBE}:
+            fb.status = Status.TRIAGED
         return f"{field.capitalize()} set to {value}"
 
     return apply
 
 
 def _assign(session: Session, deps: Deps, fb: Feedback, user: str, value: str | None) -> str:
-    if not value or not deps.gateway.is_staff(value):
+    if not value or not deps.slack.is_member(value):
         raise UserFacingError("Pick an owner from our own team.")
     fb.owner_id = value
     return f"Assigned to <@{value}>"
@@ -68,7 +75,7 @@ def _assign(session: Session, deps: Deps, fb: Feedback, user: str, value: str | 
 
 def _status(status: Status, text: str) -> Callable[..., str]:
     def apply(session: Session, deps: Deps, fb: Feedback, user: str, value: str | None) -> str:
-        fb.status = status.value
+        fb.status = status
         return text
 
     return apply
@@ -77,28 +84,18 @@ def _status(status: Status, text: str) -> Callable[..., str]:
 def _wont_do(session: Session, deps: Deps, fb: Feedback, user: str, value: str | None) -> str:
     if not value or not value.strip():
         raise UserFacingError("Say why this won't be done.")
-    fb.status, fb.reason = Status.WONT_DO.value, value.strip()
+    fb.status, fb.reason = Status.WONT_DO, value.strip()
     return "Marked won't do"
 
 
 def _route(session: Session, deps: Deps, fb: Feedback, user: str, value: str | None) -> str:
     if not deps.settings.linear_ready():
         raise UserFacingError("Linear is not configured: set LINEAR_API_KEY and LINEAR_TEAM_ID.")
-    active = [
-        link for link in queries.links_for(session=session, feedback_id=fb.id) if link.status in {"pending", "linked"}
-    ]
+    active = [link for link in queries.links_for(session=session, feedback_id=fb.id) if link.status in ACTIVE_LINKS]
     if active:
         raise UserFacingError(f"Feedback #{fb.id} is already routed to {active[0].identifier or 'Linear'}.")
-    link = queries.add_link(
-        session=session, link=LinearLink(feedback_id=fb.id, issue_id=str(uuid.uuid4()), via="create", status="pending")
-    )
-    queries.enqueue(
-        session=session,
-        key=f"linear.create:{link.id}",
-        kind="linear.create",
-        payload={"link_id": link.id, "issue_id": link.issue_id},
-    )
-    fb.status = Status.LINEAR.value
+    create_issue(session, fb, str(uuid.uuid4()))
+    fb.status = Status.LINEAR
     return "Routed to Linear"
 
 
@@ -110,17 +107,8 @@ def _link(session: Session, deps: Deps, fb: Feedback, user: str, value: str | No
     except ValueError as exc:
         raise UserFacingError(str(exc)) from exc
     link_issue(session, fb, ref, via="link")
-    fb.status = Status.LINEAR.value
+    fb.status = Status.LINEAR
     return f"Linked to Linear issue {ref}"
-
-
-def link_issue(session: Session, fb: Feedback, ref: str, *, via: str) -> LinearLink:
-    """A pending link to an existing issue; the worker resolves it and attaches the customer's message."""
-    link = queries.add_link(
-        session=session, link=LinearLink(feedback_id=fb.id, issue_id=ref, identifier=ref, via=via, status="pending")
-    )
-    queries.enqueue(session=session, key=f"linear.link:{link.id}", kind="linear.link", payload={"link_id": link.id})
-    return link
 
 
 def _duplicate(session: Session, deps: Deps, fb: Feedback, user: str, value: str | None) -> str:
@@ -132,21 +120,18 @@ def _duplicate(session: Session, deps: Deps, fb: Feedback, user: str, value: str
         original = queries.feedback_by_id(session=session, feedback_id=original.duplicate_of_id)
     if original is None or original.id == fb.id:
         raise UserFacingError(f"Pick another existing item as the original (got {value!r}).")
-    fb.status, fb.duplicate_of_id = Status.DUPLICATE.value, original.id
+    fb.status, fb.duplicate_of_id = Status.DUPLICATE, original.id
     for link in queries.links_for(session=session, feedback_id=original.id):
-        if link.status == "linked":
+        if link.status == LinkStatus.LINKED:
             link_issue(session, fb, link.identifier or link.issue_id, via="duplicate")
-    _refresh(session, original, f"dup:{fb.id}:{fb.rev}")
+    enqueue_card_update(session, original.id, f"dup:{fb.id}:{fb.rev}")
     return f"Marked duplicate of #{original.id}"
 
 
 def _promote(session: Session, deps: Deps, fb: Feedback, user: str, value: str | None) -> str:
-    if fb.status != Status.MAYBE.value:
+    if fb.status != Status.MAYBE:
         raise UserFacingError(f"Feedback #{fb.id} is not in the maybe list.")
-    fb.status = Status.NEW.value
-    queries.enqueue(
-        session=session, key=f"card:{fb.id}:promoted", kind="card", payload={"feedback_id": fb.id, "promoted": True}
-    )
+    promote(session, deps.settings, fb)
     return "Promoted to feedback"
 
 
@@ -171,12 +156,6 @@ HANDLERS: dict[Action, Callable[..., str]] = {
 LEARNS = {Action.TYPE, Action.THEME, Action.NOT_FEEDBACK, Action.PROMOTE}
 
 
-def _refresh(session: Session, fb: Feedback, reason: str) -> None:
-    queries.enqueue(
-        session=session, key=f"card_update:{fb.id}:{reason}", kind="card_update", payload={"feedback_id": fb.id}
-    )
-
-
 def _record(
     session: Session, fb: Feedback, kind: str, user: str, before: dict[str, Any], text: str, links_before: set[int]
 ) -> None:
@@ -187,13 +166,9 @@ def _record(
         session=session, feedback=fb, kind=kind, actor=user, detail={"text": text, "before": before, "links": new_links}
     )
     fb.triaged_by, fb.triaged_at = user, utcnow()
-    _refresh(session, fb, f"ev:{event.id}")
-    queries.enqueue(
-        session=session,
-        key=f"audit:{event.id}",
-        kind="audit",
-        payload={"feedback_id": fb.id, "text": f"<@{user}>: {text}"},
-    )
+    enqueue_card_update(session, fb.id, f"ev:{event.id}")
+    payload = {"feedback_id": fb.id, "text": f"<@{user}>: {text}"}
+    queries.enqueue(session=session, key=f"audit:{event.id}", kind=Kind.AUDIT, payload=payload)
 
 
 def apply(deps: Deps, ref: CardRef, action: Action, user: str, value: str | None = None) -> str:
@@ -214,7 +189,7 @@ def apply(deps: Deps, ref: CardRef, action: Action, user: str, value: str | None
         with deps.transaction() as session:
             current = queries.feedback_by_id(session=session, feedback_id=ref.feedback_id)
             if current is not None:
-                _refresh(session, current, f"stale:{ref.rev}:{utcnow().timestamp()}")
+                enqueue_card_update(session, current.id, f"stale:{ref.rev}:{utcnow().timestamp()}")
         raise
     log.info("feedback %s: %s by %s", ref.feedback_id, text, user)
     if action in LEARNS:
@@ -224,12 +199,12 @@ def apply(deps: Deps, ref: CardRef, action: Action, user: str, value: str | None
 
 def _learn(deps: Deps, feedback_id: int) -> None:
     """Training happens after the commit, from the row as stored, so a rolled-back click teaches nothing."""
-    if deps.worker.suggestions is None:
+    if deps.suggestions is None:
         return
     with deps.transaction() as session:
         fb = queries.feedback_by_id(session=session, feedback_id=feedback_id)
         if fb is not None:
-            deps.worker.suggestions.learn(fb)
+            deps.suggestions.learn(fb)
 
 
 def undo(deps: Deps, ref: CardRef, user: str) -> str:
@@ -247,7 +222,8 @@ def undo(deps: Deps, ref: CardRef, user: str) -> str:
                 continue
             keys = (f"linear.create:{link.id}", f"linear.link:{link.id}")
             cancelled = any([queries.cancel_outbox(session=session, key=k) for k in keys])
-            link.status = "cancelled" if cancelled and link.status == "pending" else "unlinked"
+            gone = cancelled and link.status == LinkStatus.PENDING
+            link.status = LinkStatus.CANCELLED if gone else LinkStatus.UNLINKED
         event.detail = {**event.detail, "undone": True}
         text = f"Undid: {event.detail.get('text', event.kind)}"
         _record(session, fb, "undo", user, {}, text, set())
@@ -262,9 +238,132 @@ def modal_candidates(deps: Deps, ref: CardRef) -> list[tuple[int, str]]:
         if fb is None:
             raise UserFacingError(f"Feedback #{ref.feedback_id} no longer exists.")
         ids = [int(h["id"]) for h in fb.similar or []]
-        recent = queries.feedback_list(
-            session=session, statuses=["new", "triaged", "in Linear", "roadmap"], oldest_first=False, limit=20
-        )
+        recent = queries.feedback_list(session=session, statuses=list(OPEN), oldest_first=False, limit=20)
         ids += [r.id for r in recent if r.id not in ids]
         items = [queries.feedback_by_id(session=session, feedback_id=i) for i in ids if i != fb.id]
         return [(i.id, i.text) for i in items if i is not None][:20]
+
+
+# --- what a card shows -----------------------------------------------------------------------------
+
+LINK_NOTES = {LinkStatus.PENDING: "sending to Linear…", LinkStatus.UNLINKED: "unlinked"}
+
+
+def _author(fb: Feedback) -> str:
+    """Slack mentions for known users; free text (typed by staff or from a profile) escaped."""
+    label = name(fb.customer or fb.author_name or "") or None
+    if label and fb.author_user_id:
+        return f"{label} (<@{fb.author_user_id}>)"
+    if fb.author_user_id:
+        return f"<@{fb.author_user_id}>"
+    return label or "unknown"
+
+
+def _suggested(fb: Feedback) -> Suggested | None:
+    if fb.suggested_type is None:
+        return None
+    return Suggested(
+        type=fb.suggested_type,
+        type_confidence=fb.type_confidence or 0.0,
+        theme=fb.suggested_theme,
+        theme_confidence=fb.theme_confidence or 0.0,
+        impact=fb.suggested_impact or "Low",
+        feedback_score=fb.feedback_score if fb.feedback_score is not None else 1.0,
+    )
+
+
+def similar_items(session: Session, fb: Feedback) -> list[SimilarItem]:
+    """The stored similar hits, resolved to text and the Linear issue each was routed to."""
+    items = []
+    for hit in fb.similar or []:
+        other = queries.feedback_by_id(session=session, feedback_id=int(hit["id"]))
+        if other is None:
+            continue
+        link = queries.first_link(session=session, feedback_id=other.id)
+        items.append(
+            SimilarItem(
+                feedback_id=other.id,
+                score=float(hit["score"]),
+                duplicate=bool(hit["duplicate"]),
+                text=other.text,
+                linear=link.identifier if link else None,
+                linear_url=link.url if link else None,
+            )
+        )
+    return items
+
+
+def who(fb: Feedback) -> str:
+    """Short customer label for lists."""
+    return _author(fb)
+
+
+def triage_view(session: Session, fb: Feedback, secret: str) -> TriageView:
+    """Decisions, Linear links with demand, requesters and the last action, for cards and App Home."""
+    links = []
+    for link in queries.links_for(session=session, feedback_id=fb.id):
+        linked = link.status == LinkStatus.LINKED
+        links.append(
+            LinkView(
+                identifier=link.identifier or "Linear issue",
+                url=link.url,
+                linked=linked,
+                state=link.state_name,
+                demand=queries.demand(session=session, issue_id=link.issue_id) if linked else 0,
+                note=LINK_NOTES.get(LinkStatus(link.status)),
+                error=(link.error or "see logs") if link.status == LinkStatus.FAILED else None,
+            )
+        )
+    requesters = [_author(d) for d in queries.duplicates_of(session=session, feedback_id=fb.id)]
+    last = queries.last_triage_event(session=session, feedback_id=fb.id)
+    last_text = None
+    if last is not None:
+        last_text = f"{last.detail.get('text', last.kind)} by <@{last.actor}> at {last.created_at:%Y-%m-%d %H:%M} UTC"
+    return TriageView(
+        ref=CardRef(fb.id, fb.rev).encode(secret),
+        type=fb.type,
+        theme=fb.theme,
+        impact=fb.impact,
+        owner_id=fb.owner_id,
+        reason=fb.reason,
+        duplicate_of=fb.duplicate_of_id,
+        links=links,
+        requesters=requesters,
+        last_action=last_text,
+        themes=[t.name for t in queries.themes(session=session)],
+        can_undo=last is not None,
+        routed=any(link.status in ACTIVE_LINKS for link in queries.links_for(session=session, feedback_id=fb.id)),
+    )
+
+
+def card_data(
+    session: Session,
+    fb: Feedback,
+    note: str | None = None,
+    secret: str | None = None,
+) -> CardData:
+    """Plain values for blocks.card."""
+    org = "external" if fb.is_external else "internal"
+    if fb.author_team_id:
+        org = f"{org} · {fb.author_team_id}"
+    return CardData(
+        feedback_id=fb.id,
+        text=fb.text,
+        author=_author(fb),
+        organisation=org,
+        source=fb.source,
+        method=fb.capture_method,
+        permalink=fb.permalink,
+        channel_id=fb.channel_id,
+        captured_by=fb.captured_by,
+        status=fb.status,
+        tags=list(fb.tags),
+        context=fb.context,
+        type_hint=fb.type_hint,
+        deleted=fb.deleted_at is not None,
+        edited=fb.edited_at is not None,
+        suggested=_suggested(fb),
+        suggestion_note=note,
+        similar=similar_items(session, fb),
+        triage=triage_view(session, fb, secret) if secret is not None else None,
+    )

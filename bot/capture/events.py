@@ -1,0 +1,114 @@
+"""What each Events API event means for capture; run after the ack, and again by the outbox's replay."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot.accounts.service import is_staff
+from bot.capture import service
+from bot.deps import Deps
+from bot.domain import CaptureMethod, CaptureRequest
+
+log = logging.getLogger(__name__)
+CHANNEL_EVENTS = {"member_joined_channel", "channel_shared", "channel_unshared"}
+
+
+def message_ref(event: dict[str, Any]) -> str:
+    """`channel:ts` of the message an event is about, so events about one message replay in order."""
+    raw_item, raw_message = event.get("item"), event.get("message")
+    item: dict[str, Any] = raw_item if isinstance(raw_item, dict) else {}
+    message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
+    ts = item.get("ts") or message.get("ts") or event.get("deleted_ts") or event.get("ts")
+    channel = item.get("channel") or event.get("channel")
+    return f"{channel}:{ts}"
+
+
+def apply(deps: Deps, envelope: dict[str, Any]) -> None:
+    """The capture-relevant events, by type; raises SlackError when Slack must answer first."""
+    event = envelope["event"]
+    kind = event.get("type")
+    if kind == "message":
+        on_message(deps, event, envelope)
+    elif kind == "reaction_added":
+        on_reaction(deps, event)
+    elif kind in CHANNEL_EVENTS:
+        channel = event.get("channel")
+        channel = channel.get("id") if isinstance(channel, dict) else channel
+        joined_by_someone_else = kind == "member_joined_channel" and event.get("user") != deps.slack.bot_user_id
+        if isinstance(channel, str) and not joined_by_someone_else:
+            with deps.transaction() as session:
+                service.refresh_channel(session=session, slack=deps.slack, channel_id=channel)
+
+
+def on_message(deps: Deps, event: dict[str, Any], envelope: dict[str, Any]) -> None:
+    """Auto-capture, edits and deletions of messages in channels the bot is in."""
+    subtype = event.get("subtype")
+    channel = event.get("channel")
+    if not isinstance(channel, str):
+        log.info("message event without a channel ignored")
+        return
+    with deps.transaction() as session:
+        if subtype == "message_changed":
+            _on_changed(deps, session, channel, event)
+        elif subtype == "message_deleted":
+            service.record_delete(session=session, channel_id=channel, ts=str(event.get("deleted_ts")))
+        else:
+            req = service.auto_capture_request(
+                session=session,
+                slack=deps.slack,
+                settings=deps.settings,
+                event=event,
+                shared_hint=envelope.get("is_ext_shared_channel"),
+            )
+            if req is not None:
+                service.capture(session=session, settings=deps.settings, req=req)
+
+
+def _on_changed(deps: Deps, session: Session, channel: str, event: dict[str, Any]) -> None:
+    msg = event.get("message")
+    if not isinstance(msg, dict):
+        return
+    if msg.get("subtype") == "tombstone":  # a thread parent was deleted; Slack keeps a placeholder
+        service.record_delete(session=session, channel_id=channel, ts=str(msg.get("ts")))
+        return
+    edited_ts = (msg.get("edited") or {}).get("ts") or event.get("ts")
+    service.record_edit(
+        session=session,
+        settings=deps.settings,
+        channel_id=channel,
+        ts=str(msg.get("ts")),
+        new_text=msg.get("text"),
+        edited_ts=edited_ts,
+    )
+
+
+def on_reaction(deps: Deps, event: dict[str, Any]) -> None:
+    """A staff member's :feedback: (or a type emoji) on any message captures it, with a type hint."""
+    name = str(event.get("reaction", "")).split("::")[0]
+    type_hint = deps.settings.feedback_type_emoji.get(name)
+    item = event.get("item") or {}
+    user = event.get("user")
+    if name != deps.settings.feedback_emoji and type_hint is None:
+        return
+    if item.get("type") != "message" or not isinstance(user, str) or not item.get("channel") or not item.get("ts"):
+        return
+    if event.get("item_user") == deps.slack.bot_user_id or item["channel"] == deps.settings.feedback_triage_channel:
+        return  # our own cards, receipts and audit replies are not customer feedback
+    if not is_staff(deps.slack, deps.settings, user):
+        log.info("reaction :%s: by non-staff %s ignored", name, user)
+        return
+    req = CaptureRequest(
+        method=CaptureMethod.EMOJI,
+        text=None,
+        team_id=deps.slack.team_id,
+        channel_id=item["channel"],
+        message_ts=item["ts"],
+        author_user_id=event.get("item_user"),
+        captured_by=user,
+        type_hint=type_hint,
+    )
+    with deps.transaction() as session:
+        service.capture(session=session, settings=deps.settings, req=req)

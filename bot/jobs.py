@@ -1,0 +1,22 @@
+"""THE registry of outbox kinds: every Kind's handler, in one place (the worker gets them through app.py)."""
+
+from __future__ import annotations
+
+from bot.capture import jobs as capture
+from bot.domain import Kind
+from bot.routing import jobs as routing
+from bot.runtime.outbox import Handler
+from bot.triage import jobs as triage
+
+OUTBOX: dict[Kind, Handler] = {
+    Kind.EVENT: capture.replay,
+    Kind.HYDRATE: capture.hydrate,
+    Kind.RECEIPT: capture.receipt,
+    Kind.CARD: triage.card,
+    Kind.CARD_UPDATE: triage.card_update,
+    Kind.AUDIT: triage.audit,
+    Kind.LINEAR_CREATE: routing.create,
+    Kind.LINEAR_LINK: routing.link,
+}
+# A deferred Slack event is a message someone wrote: it is retried until Slack answers, never given up.
+PERSISTENT: frozenset[Kind] = frozenset({Kind.EVENT})

@@ -1,0 +1,103 @@
+"""The HTTP edge: a WSGI router in front of Bolt (/slack/events, /healthz), and Socket Mode's acking handler."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+import json
+import logging
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from slack_bolt import App
+from slack_bolt.adapter.wsgi import SlackRequestHandler
+
+from bot.deps import Deps
+from bot.runtime.health import health
+from bot.slack import payloads
+
+log = logging.getLogger(__name__)
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def _respond(start: StartResponse, status: str, body: dict[str, Any], exc_info: Any = None) -> list[bytes]:
+    data = json.dumps(body).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    start(status, headers, exc_info) if exc_info else start(status, headers)
+    return [data]
+
+
+def valid_signature(secret: str, body: bytes, timestamp: str, signature: str, *, now: float | None = None) -> bool:
+    """Slack's v0 signature over the raw bytes (any encoding), within 5 minutes of now."""
+    if not timestamp.isdigit() or abs((now or time.time()) - int(timestamp)) > 300:
+        return False
+    expected = "v0=" + hmac.new(secret.encode(), b"v0:" + timestamp.encode() + b":" + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, signature)
+
+
+def _answer_unhandled(start: StartResponse) -> StartResponse:
+    """Bolt answers 404 to events no listener wants; Slack would retry those, so they become 200."""
+
+    def wrapped(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+        if status.startswith("404"):
+            log.info("no listener for this request; acknowledged and ignored")
+            status = "200 OK"
+        return start(status, headers, exc_info) if exc_info else start(status, headers)
+
+    return wrapped
+
+
+def make_wsgi(app: App, deps: Deps) -> WSGIApp:
+    """Signature first, then shape, then Bolt; a malformed signed body is a 400, our own failure a 500."""
+    bolt = SlackRequestHandler(app)
+    secret = deps.settings.slack_signing_secret.get_secret_value() if deps.settings.slack_signing_secret else ""
+
+    def wsgi(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+        if path == "/healthz" and method == "GET":
+            return _respond(start, "200 OK", health(deps))
+        if path != "/slack/events" or method != "POST":
+            return _respond(start, "404 Not Found", {"ok": False, "error": "not_found"})
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        timestamp = environ.get("HTTP_X_SLACK_REQUEST_TIMESTAMP", "")
+        signature = environ.get("HTTP_X_SLACK_SIGNATURE", "")
+        if not secret or not valid_signature(secret, body, timestamp, signature):
+            return _respond(start, "401 Unauthorized", {"ok": False, "error": "invalid_signature"})
+        reason = payloads.problem(body, environ.get("CONTENT_TYPE", ""))
+        if reason:
+            log.warning("rejected a signed request Slack would not send (%d bytes): %s", len(body), reason)
+            return _respond(start, "400 Bad Request", {"ok": False, "error": "malformed_payload", "detail": reason})
+        environ["wsgi.input"] = io.BytesIO(body)
+        try:
+            return list(bolt(environ, _answer_unhandled(start)))
+        except Exception:
+            error_id = uuid.uuid4().hex[:8]
+            log.exception("error %s while dispatching a signed request", error_id)
+            body_out = {"ok": False, "error": "internal_error", "id": error_id}
+            return _respond(start, "500 Internal Server Error", body_out, exc_info=sys.exc_info())
+
+    return wsgi
+
+
+def socket_mode_handler(app: App, app_token: str) -> Any:
+    """Socket Mode acks only Bolt's 200s; like HTTP mode, envelopes no listener wants are acked, not redelivered."""
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_bolt.adapter.socket_mode.internals import run_bolt_app, send_response
+    from slack_bolt.response import BoltResponse
+
+    class AckingHandler(SocketModeHandler):
+        def handle(self, client: Any, req: Any) -> None:
+            start = time.time()
+            resp = run_bolt_app(self.app, req)
+            if resp.status == 404:
+                log.info("no listener for this envelope; acknowledged and ignored")
+                resp = BoltResponse(status=200, body="")
+            send_response(client, req, resp, start)
+
+    return AckingHandler(app, app_token)
