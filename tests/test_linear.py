@@ -23,9 +23,8 @@ from bot.linear.client import (
     LinearRateLimited,
     LinearUnavailable,
     parse_issue_ref,
-    parse_webhook,
-    verify_webhook,
 )
+from bot.linear.webhook import parse_webhook, verify_webhook
 
 PAYLOADS = Path(__file__).parent / "payloads"
 API_KEY = "lin_api_test_key"

@@ -13,8 +13,8 @@ from slack_sdk.models.blocks import Block
 from slack_sdk.models.views import View
 from sqlalchemy import select
 
-from bot.console import Console
 from bot.accounts.service import NOT_STAFF
+from bot.console import Console, payloads
 from bot.domain import CardData, CardRef, LinkView, SimilarItem, Suggested, TriageView
 from bot.triage import blocks
 from storage.models import Feedback, LinearLink, OutboxItem
@@ -68,21 +68,10 @@ def click(
         )
     body = payload("slack_block_actions.json")
     body["user"].update(id=user, team_id=team)
-    body["container"].update(message_ts=msg["ts"], channel_id="C0TRIAGE")
-    body["channel"] = {"id": "C0TRIAGE", "name": "feedback-triage"}
-    body["message"] = msg
-    action: dict[str, Any] = {
-        "action_id": action_id,
-        "block_id": block["block_id"],
-        "type": el["type"],
-        "action_ts": "1.2",
-    }
-    if el["type"] == "button":
-        action.update(value=tamper or el["value"], text=el["text"])
-    elif el["type"] == "users_select":
-        action["selected_user"] = value
-    else:
-        action["selected_option"] = next(o for o in el["options"] if o["value"] == value)
+    body.update(payloads.card_click(msg, ("C0TRIAGE", "feedback-triage")))
+    action = payloads.action({**el, "action_id": action_id}, block, value)
+    if tamper:
+        action["value"] = tamper
     body["actions"] = [action]
     resp = bot.post_signed(urlencode({"payload": json.dumps(body)}), "application/x-www-form-urlencoded")
     return resp.status_code
@@ -91,21 +80,12 @@ def click(
 def submit_modal(bot: Console, values: dict[str, str], user: str = "U0STAFF") -> dict[str, Any]:
     view = bot.fake.calls_to("views.open")[-1].response["view"]
     body = payload("slack_view_submission.json")
-    state = {}
-    for b in view["blocks"]:
-        if b["type"] == "input":
-            el, bid = b["element"], b["block_id"]
-            if el["type"] == "static_select":
-                opt = next(o for o in el["options"] if o["value"] == values[bid])
-                state[bid] = {bid: {"type": el["type"], "selected_option": opt}}
-            else:
-                state[bid] = {bid: {"type": el["type"], "value": values.get(bid)}}
     body["view"].update(
         id=view["id"],
         callback_id=view["callback_id"],
         private_metadata=view["private_metadata"],
         blocks=view["blocks"],
-        state={"values": state},
+        state=payloads.view_state(view, values),
     )
     body["user"]["id"] = user
     resp = bot.post_signed(urlencode({"payload": json.dumps(body)}), "application/x-www-form-urlencoded")

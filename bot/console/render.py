@@ -43,33 +43,38 @@ def _element(el: dict[str, Any]) -> str:
     return f"[{kind}]"
 
 
+def _input_line(block: dict[str, Any]) -> str:
+    """A modal input as `Label: field `id` current value`, so the user knows what to `submit`."""
+    el = block.get("element", {})
+    initial = el.get("initial_value") or _text((el.get("initial_option") or {}).get("text"))
+    opt = " (optional)" if block.get("optional") else ""
+    shown = _element(el) if "select" in el.get("type", "") else textwrap.shorten(str(initial or ""), 70)
+    return f"  {_text(block.get('label'))}{opt}: field `{block.get('block_id')}` {shown}"
+
+
+def _section_lines(block: dict[str, Any], users: dict[str, str], channels: dict[str, str]) -> list[str]:
+    lines = _mrkdwn(_text(block["text"]), users, channels).splitlines() if block.get("text") else []
+    lines += ["  " + _mrkdwn(_text(f), users, channels) for f in block.get("fields", [])]
+    return lines + (["  " + _element(block["accessory"])] if block.get("accessory") else [])
+
+
+def _block_lines(block: dict[str, Any], users: dict[str, str], channels: dict[str, str]) -> list[str]:
+    """One block as the lines a person would read."""
+    kind = block.get("type")
+    if kind in {"section", "header"}:
+        return _section_lines(block, users, channels)
+    if kind == "context":
+        return ["  " + " ".join(_mrkdwn(_text(e), users, channels) for e in block.get("elements", []))]
+    if kind == "actions":
+        return ["  " + " ".join(_element(e) for e in block.get("elements", []))]
+    if kind == "input":
+        return [_input_line(block)]
+    return {"divider": ["  ────────"], "image": [f"  [image: {block.get('alt_text', '')}]"]}.get(str(kind), [])
+
+
 def render_blocks(blocks: list[dict[str, Any]], users: dict[str, str], channels: dict[str, str]) -> list[str]:
     """One or more text lines per block, in Slack's visual order."""
-    lines: list[str] = []
-    for block in blocks:
-        kind = block.get("type")
-        if kind in {"section", "header"}:
-            if block.get("text"):
-                lines.extend(_mrkdwn(_text(block["text"]), users, channels).splitlines())
-            for f in block.get("fields", []):
-                lines.append("  " + _mrkdwn(_text(f), users, channels))
-            if block.get("accessory"):
-                lines.append("  " + _element(block["accessory"]))
-        elif kind == "context":
-            lines.append("  " + " ".join(_mrkdwn(_text(e), users, channels) for e in block.get("elements", [])))
-        elif kind == "actions":
-            lines.append("  " + " ".join(_element(e) for e in block.get("elements", [])))
-        elif kind == "divider":
-            lines.append("  ────────")
-        elif kind == "input":
-            el = block.get("element", {})
-            initial = el.get("initial_value") or _text((el.get("initial_option") or {}).get("text"))
-            opt = " (optional)" if block.get("optional") else ""
-            shown = _element(el) if "select" in el.get("type", "") else textwrap.shorten(str(initial or ""), 70)
-            lines.append(f"  {_text(block.get('label'))}{opt}: field `{block.get('block_id')}` {shown}")
-        elif kind == "image":
-            lines.append(f"  [image: {block.get('alt_text', '')}]")
-    return lines
+    return [line for block in blocks for line in _block_lines(block, users, channels)]
 
 
 def render_call(

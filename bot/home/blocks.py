@@ -32,6 +32,28 @@ def _home_item(item: HomeItem) -> list[dict[str, Any]]:
     return blocks + triage_controls(item.triage, item.status, item.suggested_type, item.suggested_theme)
 
 
+def _filter(name: str, placeholder: str, options: list[str], chosen: str) -> dict[str, Any]:
+    """One filter select; its action_id names the filter (`home.filter.type`)."""
+    return {
+        **option_select(Action.HOME_FILTER, placeholder, options, chosen),
+        "action_id": f"{Action.HOME_FILTER.value}.{name}",
+    }
+
+
+def _filters(filters: dict[str, str], themes: list[str]) -> dict[str, Any]:
+    """The type and theme filters above the lists."""
+    any_type, any_theme = "Any type", "Any theme"
+    types = [any_type, *(t.value for t in FeedbackType)]
+    return {
+        "type": "actions",
+        "block_id": "home_filters",
+        "elements": [
+            _filter("type", "Type", types, filters.get("type", any_type)),
+            _filter("theme", "Theme", [any_theme, *themes], filters.get("theme", any_theme)),
+        ],
+    }
+
+
 def home(
     sections: list[tuple[str, list[HomeItem]]], *, filters: dict[str, str], themes: list[str], staff: bool = True
 ) -> dict[str, Any]:
@@ -40,28 +62,7 @@ def home(
     if not staff:
         blocks.append({"type": "section", "text": mrkdwn("Feedback Loop is used by the team that installed it.")})
         return {"type": "home", "blocks": blocks}
-    any_type, any_theme = "Any type", "Any theme"
-    blocks.append(
-        {
-            "type": "actions",
-            "block_id": "home_filters",
-            "elements": [
-                {
-                    **option_select(
-                        Action.HOME_FILTER,
-                        "Type",
-                        [any_type] + [t.value for t in FeedbackType],
-                        filters.get("type", any_type),
-                    ),
-                    "action_id": f"{Action.HOME_FILTER.value}.type",
-                },
-                {
-                    **option_select(Action.HOME_FILTER, "Theme", [any_theme, *themes], filters.get("theme", any_theme)),
-                    "action_id": f"{Action.HOME_FILTER.value}.theme",
-                },
-            ],
-        }
-    )
+    blocks.append(_filters(filters, themes))
     for title, items in sections:
         blocks.append({"type": "header", "text": plain(f"{title} ({len(items)})", 150)})
         if not items:

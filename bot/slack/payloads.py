@@ -81,8 +81,12 @@ def _interaction_problem(data: Any) -> str | None:
     for key in NEEDS.get(data["type"], ()):
         if not isinstance(data.get(key), dict):
             return f"{data['type']} without payload.{key}"
-    view = data.get("view") or {}
-    if data["type"].startswith("view_") and not all(isinstance(view.get(k), str) for k in ("id", "type", "callback_id")):
+    return _view_problem(data["type"], data.get("view") or {})
+
+
+def _view_problem(kind: str, view: dict[str, Any]) -> str | None:
+    """Bolt reads a view's id, type and callback_id unguarded; its state values must be an object."""
+    if kind.startswith("view_") and not all(isinstance(view.get(k), str) for k in ("id", "type", "callback_id")):
         return "payload.view needs an id, a type and a callback_id"
     if "state" in view and not isinstance((view.get("state") or {}).get("values", {}), dict):
         return "payload.view.state.values is not an object"

@@ -169,10 +169,12 @@ class Embedder:
         if not texts:
             return np.zeros((0, DIM), dtype=np.float32)
         self.load()
-        assert self._impl is not None
+        impl = self._impl
+        if impl is None:  # load() sets it or raises; keep the promise explicit under `python -O` too
+            raise ModelUnavailable("the embedding model did not load")
         clean = [t if t.strip() else "." for t in texts]
         with self._run_lock:
-            out = self._impl.encode(clean, self._batch)
+            out = impl.encode(clean, self._batch)
         return _normalise(out)
 
     def warm_in_background(self) -> threading.Thread:

@@ -9,6 +9,7 @@ from dataclasses import replace
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.domain import Status
 from bot.settings import Settings, ThemeSetting
 from bot.suggest.classify import DEFAULT_THEMES, DEFAULT_TYPES, LabelModel, LabelSpec, Suggester, Suggestion
 from bot.suggest.embedder import Embedder
@@ -98,17 +99,21 @@ class SuggestionService:
 
     def _load_history(self) -> None:
         """Rebuilds the in-memory index and the learned labels from the database."""
-        assert self.suggester is not None
         with session_scope(self.sessions) as session:
             for fb in queries.embedded_feedback(session=session):
-                assert fb.embedding is not None
-                self._remember(fb, from_blob(fb.embedding), refit=False)
+                if fb.embedding:  # the query selects only rows with one
+                    self._remember(fb, from_blob(fb.embedding), refit=False)
         self.refit()
 
+    def _model(self) -> Suggester:
+        """The loaded suggester; callers check `state` first, so None here is a bug worth a clear error."""
+        if self.suggester is None:
+            raise RuntimeError("the suggestion model is not loaded")
+        return self.suggester
+
     def _remember(self, fb: Feedback, vec: np.ndarray, *, refit: bool) -> None:
-        assert self.suggester is not None
-        if fb.deleted_at is None and fb.status != "not_feedback":
-            self.suggester.index.add(fb.id, vec)
+        if fb.deleted_at is None and fb.status != Status.NOT_FEEDBACK:
+            self._model().index.add(fb.id, vec)
         for model, label in self._labels(fb):
             model.add_example(fb.text, vec, label, key=fb.id)
         if refit:
@@ -116,17 +121,16 @@ class SuggestionService:
 
     def _labels(self, fb: Feedback) -> list[tuple[LabelModel, str]]:
         """Confirmed type/theme and the feedback-vs-chatter verdict are training labels."""
-        s = self.suggester
-        assert s is not None
+        s = self._model()
         labels: list[tuple[LabelModel, str]] = []
         confirmed_type, confirmed_theme = fb.type, fb.theme
         if confirmed_type:
             labels.append((s.types, confirmed_type))
         if confirmed_theme:
             labels.append((s.themes, confirmed_theme))
-        if fb.status == "not_feedback":
+        if fb.status == Status.NOT_FEEDBACK:
             labels.append((s.chatter, "chatter"))
-        elif confirmed_type or fb.status not in {"new", "maybe"}:
+        elif confirmed_type or fb.status not in {Status.NEW, Status.MAYBE}:
             labels.append((s.chatter, "feedback"))
         return labels
 
@@ -136,9 +140,9 @@ class SuggestionService:
 
     def suggest_for(self, session: Session, fb: Feedback) -> Suggestion:
         """Embeds once (stored with the row), suggests, records the suggestion and indexes the item."""
-        assert self.suggester is not None
+        suggester = self._model()
         vec = from_blob(fb.embedding) if fb.embedding else self.embedder.encode([fb.text])[0]
-        suggestion = self.suggester.suggest(fb.text, vec, exclude_id=fb.id)
+        suggestion = suggester.suggest(fb.text, vec, exclude_id=fb.id)
         fb.embedding = to_blob(suggestion.embedding)
         fb.suggested_type, fb.type_confidence = suggestion.type, float(suggestion.type_confidence)
         fb.suggested_theme, fb.theme_confidence = suggestion.theme, float(suggestion.theme_confidence)
@@ -150,7 +154,7 @@ class SuggestionService:
         ]
         fb.suggested_at = utcnow()
         if fb.deleted_at is None:
-            self.suggester.index.add(fb.id, suggestion.embedding)
+            suggester.index.add(fb.id, suggestion.embedding)
         return suggestion
 
     def learn(self, fb: Feedback) -> None:
@@ -158,7 +162,7 @@ class SuggestionService:
         if self.suggester is None or not fb.embedding:
             return
         vec = from_blob(fb.embedding)
-        if fb.status == "not_feedback" or fb.deleted_at is not None:
+        if fb.status == Status.NOT_FEEDBACK or fb.deleted_at is not None:
             self.suggester.index.remove(fb.id)
         else:
             self.suggester.index.add(fb.id, vec)

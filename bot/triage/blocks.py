@@ -42,14 +42,7 @@ def card(data: CardData) -> tuple[str, list[dict[str, Any]]]:
     ]
     if data.context:
         blocks.append({"type": "section", "block_id": "context", "text": mrkdwn(f"*Context*\n{escape(data.context)}")})
-    facts = [f"*Item:* #{data.feedback_id}"] if data.triage else [f"*Status:* {status}", f"*Item:* #{data.feedback_id}"]
-    if data.captured_by:
-        facts.append(f"*Captured by:* <@{data.captured_by}>")
-    if data.type_hint:
-        facts.append(f"*Type hint:* {data.type_hint}")
-    if data.edited:
-        facts.append("*Edited* by the customer")
-    blocks.append({"type": "section", "block_id": "facts", "fields": [mrkdwn(f) for f in facts]})
+    blocks.append({"type": "section", "block_id": "facts", "fields": [mrkdwn(f) for f in _facts(data, status)]})
     blocks.append({"type": "section", "block_id": "suggestion", "text": mrkdwn(_suggestion_text(data))})
     if data.similar:
         blocks.append({"type": "section", "block_id": "similar", "text": mrkdwn(_similar_text(data))})
@@ -65,6 +58,18 @@ def card(data: CardData) -> tuple[str, list[dict[str, Any]]]:
         )
     fallback = truncate(f"Feedback #{data.feedback_id} from {header}: {shown(data.text, data.names)}", 3000)
     return fallback, blocks
+
+
+def _facts(data: CardData, status: str) -> list[str]:
+    """The short fields under the verbatim (status moves to the decisions block once triage controls show)."""
+    facts = [f"*Item:* #{data.feedback_id}"] if data.triage else [f"*Status:* {status}", f"*Item:* #{data.feedback_id}"]
+    if data.captured_by:
+        facts.append(f"*Captured by:* <@{data.captured_by}>")
+    if data.type_hint:
+        facts.append(f"*Type hint:* {data.type_hint}")
+    if data.edited:
+        facts.append("*Edited* by the customer")
+    return facts
 
 
 def _suggestion_text(data: CardData) -> str:
