@@ -155,10 +155,10 @@ def _submit(c: Console, rest: str) -> None:
     view = c.last_view
     if view is None or view.get("type") != "modal" or "submit" not in view:
         raise ValueError("no modal is open")
-    try:
-        given = dict(part.split("=", 1) for part in shlex.split(rest))
-    except ValueError as exc:
-        raise UsageError(f"fields are FIELD=VALUE ({exc})") from exc
+    pairs = [part.partition("=") for part in shlex.split(rest)]
+    if any(not name or not eq for name, eq, _ in pairs):
+        raise UsageError("fields are FIELD=VALUE")
+    given = {name: value for name, _, value in pairs}
     fields = {b.get("block_id") for b in view.get("blocks", []) if b.get("type") == "input"}
     unknown = [name for name in given if name not in fields]
     if unknown:

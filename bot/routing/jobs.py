@@ -68,7 +68,7 @@ def create(deps: Deps, session: Session, job: Job) -> dict[str, Any]:
     if found is None:
         return {"skipped": "cancelled"}
     link, fb = found
-    names = deps.slack.display_names(mentioned_users(fb.text))
+    names = _names(deps, fb)
     try:
         with _linear_errors():
             issue = client.create_issue(
@@ -90,17 +90,27 @@ def link(deps: Deps, session: Session, job: Job) -> dict[str, Any]:
     if found is None:
         return {"skipped": "cancelled"}
     link, fb = found
-    names = deps.slack.display_names(mentioned_users(fb.text))
+    names = _names(deps, fb)
     try:
         with _linear_errors():
             issue = client.get_issue(link.identifier or link.issue_id)
             url = fb.permalink or _card_link(deps, fb)
             if url:
                 subtitle = to_markdown(fb.text, names)[:200] or None
-                client.attach_url(issue_id=issue.id, url=url, title=f"Feedback from {customer(fb)}", subtitle=subtitle)
+                client.attach_url(
+                    issue_id=issue.id, url=url, title=f"Feedback from {customer(fb, names)}", subtitle=subtitle
+                )
     except LinearInvalid as exc:
         return _failed(session, link, fb, exc)
     return _linked(session, link, fb, issue)
+
+
+def _names(deps: Deps, fb: Feedback) -> dict[str, str]:
+    """Names for the customer's mentions (as Slack shows them) and for the customer (their full name)."""
+    names = deps.slack.display_names(mentioned_users(fb.text))
+    if fb.author_user_id:
+        names[fb.author_user_id] = deps.slack.full_name(fb.author_user_id)
+    return names
 
 
 def _card_link(deps: Deps, fb: Feedback) -> str | None:

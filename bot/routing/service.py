@@ -33,9 +33,10 @@ def create_issue(session: Session, fb: Feedback, issue_id: str) -> LinearLink:
     return link
 
 
-def customer(fb: Feedback) -> str:
-    """Who asked, as plain text: Linear shows no Slack mentions or entities."""
-    name = (fb.customer or fb.author_name or "").translate(BIDI_CONTROLS).strip()
+def customer(fb: Feedback, names: Mapping[str, str] | None = None) -> str:
+    """Who asked, as plain text (Linear shows no Slack mentions or entities); `names` resolves the author."""
+    known = (names or {}).get(fb.author_user_id or "")
+    name = (fb.customer or fb.author_name or known or "").translate(BIDI_CONTROLS).strip()
     if name and fb.author_user_id:
         return f"{name} (Slack user {fb.author_user_id})"
     return name or (f"Slack user {fb.author_user_id}" if fb.author_user_id else "unknown")
@@ -55,7 +56,7 @@ def issue_description(fb: Feedback, names: Mapping[str, str] | None = None) -> s
     lines = [
         quoted,
         "",
-        f"**Customer:** {customer(fb)}" + (f" ({fb.author_team_id})" if fb.author_team_id else ""),
+        f"**Customer:** {customer(fb, names)}" + (f" ({fb.author_team_id})" if fb.author_team_id else ""),
         f"**Source:** {fb.source} · captured via {', '.join(fb.tags)}",
     ]
     if fb.context:

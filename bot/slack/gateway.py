@@ -227,6 +227,15 @@ class SlackGateway:
             names[uid] = profile.get("display_name") or profile.get("real_name") or info.get("name") or uid
         return names
 
+    def full_name(self, user_id: str) -> str:
+        """A person's full name for documents outside Slack (best effort: the id when Slack cannot say)."""
+        try:
+            info = self.user(user_id)
+        except SlackError:
+            info = {}
+        profile = info.get("profile") or {}
+        return str(info.get("real_name") or profile.get("real_name") or info.get("name") or user_id)
+
     def update(self, channel: str, ts: str, text: str, *, blocks: list[dict[str, Any]] | None = None) -> None:
         """chat.update, so a card changes in place."""
         self._call("chat.update", self.client.chat_update, channel=channel, ts=ts, text=text, blocks=blocks or [])
