@@ -164,3 +164,23 @@ def test_console_script_with_a_usage_error_keeps_going(tmp_path: Path) -> None:
     assert run_console(settings, app.create_app, script=str(script), database_url=None, out=out) == 0
     text = out.getvalue()
     assert "! usage: say USER #CHANNEL TEXT" in text and "The export is broken again" in text
+
+
+def test_typed_text_is_stored_in_slack_encoding_and_shown_once(bot: Console) -> None:
+    run_line(bot, "/feedback alice", echo=False)
+    run_line(bot, 'submit customer_text="Dana at Initech" source=email verbatim="R&D <team> wants SSO" context=call')
+    [fb] = rows(bot)
+    assert fb.text == "R&amp;D &lt;team&gt; wants SSO", "one encoding for every stored verbatim"
+    card = bot.fake.calls_to("chat.postMessage")[-1].args["blocks"][0]["text"]["text"]
+    assert ">R&amp;D &lt;team&gt; wants SSO" in card and "&amp;amp;" not in card
+
+
+def test_the_shortcut_modal_shows_characters_not_entities(bot: Console) -> None:
+    send(bot, customer_message(bot, "R&amp;D &lt;team&gt; cannot export"))
+    bot.settle()
+    run_line(bot, "shortcut alice #acme-shared", echo=False)
+    view = bot.fake.calls_to("views.open")[-1].args["view"]
+    verbatim = next(b for b in view["blocks"] if b.get("block_id") == "verbatim")["element"]["initial_value"]
+    assert verbatim == "R&D <team> cannot export"
+    run_line(bot, "submit context=seen source=slack verbatim='R&D <team> cannot export!'", echo=False)
+    assert rows(bot)[0].context == "seen"

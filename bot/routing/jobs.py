@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -61,48 +61,51 @@ def _label_ids(deps: Deps, client: LinearClient, team: str, fb: Feedback) -> lis
     return [labels[n.lower()] for n in wanted if n.lower() in labels]
 
 
-def create(deps: Deps, session: Session, job: Job) -> dict[str, Any]:
-    """Creates the issue with the UUID stored before the first call, so retries never make two."""
+Call = Callable[[LinearClient, str, LinearLink, Feedback, dict[str, str]], IssueRef]
+
+
+def _run(deps: Deps, session: Session, job: Job, call: Call) -> dict[str, Any]:
+    """One Linear call for a pending link: skipped if undone, retried if Linear is down, failed if refused."""
     client, team = _setup(deps)
     found = _context(session, job)
     if found is None:
         return {"skipped": "cancelled"}
     link, fb = found
-    names = _names(deps, fb)
     try:
         with _linear_errors():
-            issue = client.create_issue(
-                issue_id=link.issue_id,
-                team_id=team,
-                title=issue_title(fb, names),
-                description=issue_description(fb, names),
-                label_ids=_label_ids(deps, client, team, fb),
-            )
+            issue = call(client, team, link, fb, _names(deps, fb))
     except LinearInvalid as exc:
         return _failed(session, link, fb, exc)
     return _linked(session, link, fb, issue)
+
+
+def create(deps: Deps, session: Session, job: Job) -> dict[str, Any]:
+    """Creates the issue with the UUID stored before the first call, so retries never make two."""
+
+    def call(client: LinearClient, team: str, link: LinearLink, fb: Feedback, names: dict[str, str]) -> IssueRef:
+        return client.create_issue(
+            issue_id=link.issue_id,
+            team_id=team,
+            title=issue_title(fb, names),
+            description=issue_description(fb, names),
+            label_ids=_label_ids(deps, client, team, fb),
+        )
+
+    return _run(deps, session, job, call)
 
 
 def link(deps: Deps, session: Session, job: Job) -> dict[str, Any]:
     """Resolves the key, attaches the customer's message to the issue, and counts the demand."""
-    client, _team = _setup(deps)
-    found = _context(session, job)
-    if found is None:
-        return {"skipped": "cancelled"}
-    link, fb = found
-    names = _names(deps, fb)
-    try:
-        with _linear_errors():
-            issue = client.get_issue(link.identifier or link.issue_id)
-            url = fb.permalink or _card_link(deps, fb)
-            if url:
-                subtitle = to_markdown(fb.text, names)[:200] or None
-                client.attach_url(
-                    issue_id=issue.id, url=url, title=f"Feedback from {customer(fb, names)}", subtitle=subtitle
-                )
-    except LinearInvalid as exc:
-        return _failed(session, link, fb, exc)
-    return _linked(session, link, fb, issue)
+
+    def call(client: LinearClient, _team: str, link: LinearLink, fb: Feedback, names: dict[str, str]) -> IssueRef:
+        issue = client.get_issue(link.identifier or link.issue_id)
+        url = fb.permalink or _card_link(deps, fb)
+        if url:
+            title, subtitle = f"Feedback from {customer(fb, names)}", to_markdown(fb.text, names)[:200] or None
+            client.attach_url(issue_id=issue.id, url=url, title=title, subtitle=subtitle)
+        return issue
+
+    return _run(deps, session, job, call)
 
 
 def _names(deps: Deps, fb: Feedback) -> dict[str, str]:
