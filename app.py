@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
+import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -23,6 +26,7 @@ from bot.settings import Settings
 from bot.slack.gateway import SlackGateway
 from bot.suggest.embedder import Embedder
 from bot.suggest.service import SuggestionService
+from handlers import middleware
 from handlers.http import StartResponse, make_wsgi, socket_mode_handler
 from storage import migrate
 from storage.db import make_engine, make_sessionmaker
@@ -91,9 +95,14 @@ def create_app(
     """Builds engine, adapters, model, worker and the Bolt app; no module-level state."""
     sessions = make_sessionmaker(_migrated(settings, migrate_db))
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
-    client = WebClient(token=token, base_url=settings.slack_api_url)
+    timeout = int(max(1, round(settings.slack_timeout_seconds)))  # slack_sdk takes whole seconds
+    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=timeout)
     key = settings.linear_api_key.get_secret_value() if settings.linear_api_key else None
-    linear = LinearClient(key, base_url=settings.linear_api_url) if key and settings.linear_ready() else None
+    linear = (
+        LinearClient(key, base_url=settings.linear_api_url, timeout=settings.linear_timeout_seconds)
+        if key and settings.linear_ready()
+        else None
+    )
     suggestions = SuggestionService(settings, sessions, embedder) if settings.feedback_suggestions else None
     if suggestions:
         suggestions.start()
@@ -103,12 +112,12 @@ def create_app(
     worker = Worker(deps, jobs.OUTBOX, persistent=jobs.PERSISTENT)
     executor = TrackingExecutor()
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-    app = App(
-        client=client,
+    app = App(  # its client has no token: each request's comes from `authorize`, which never calls Slack
+        client=WebClient(base_url=settings.slack_api_url, timeout=timeout),
         signing_secret=secret or ("socket-mode" if socket_mode else None),
         process_before_response=False,
         listener_executor=executor,
-        token_verification_enabled=False,
+        authorize=middleware.authorize(deps, token),
         request_verification_enabled=not socket_mode,
         ignoring_self_events_enabled=True,
     )
@@ -127,16 +136,43 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 2
     bot = create_app(settings, migrate_db=not args.no_migrate, socket_mode=socket_mode)
-    bot.worker.start()
+    stop = threading.Event()
+    threading.Thread(target=bot.deps.slack.warm_up, args=(stop,), name="slack-warm-up", daemon=True).start()
+    socket = None
     if settings.slack_app_token is not None:
-        log.info("starting in Socket Mode")
-        socket_mode_handler(bot.app, settings.slack_app_token.get_secret_value()).start()
-        return 0
-    from waitress import serve
+        socket = socket_mode_handler(bot.app, bot.deps, settings.slack_app_token.get_secret_value())
+        try:
+            socket.connect()
+        except Exception as exc:  # apps.connections.open refused the token, or Slack is unreachable
+            print(f"feedbackbot run: Socket Mode could not connect with SLACK_APP_TOKEN: {exc}", file=sys.stderr)
+            return 2
+        log.info("Socket Mode connected; /healthz and /readyz on %s:%d", args.host, args.port)
+    bot.worker.start()
+    gc.collect()
+    gc.freeze()  # start-up objects leave the collector's generations: fewer, shorter pauses on the ack path
+    from waitress.server import create_server
 
-    log.info("starting HTTP mode on %s:%d", args.host, args.port)
-    serve(bot.wsgi(), host=args.host, port=args.port, threads=8)
+    connected = (lambda: bool(socket.client.is_connected())) if socket is not None else None
+    server = create_server(make_wsgi(bot.app, bot.deps, connected), host=args.host, port=args.port, threads=8)
+    signal.signal(signal.SIGTERM, lambda *_: _shutdown(bot, server, socket, stop))
+    signal.signal(signal.SIGINT, lambda *_: _shutdown(bot, server, socket, stop))
+    log.info("serving HTTP on %s:%d", args.host, args.port)
+    server.run()
     return 0
+
+
+def _shutdown(bot: Bot, server: Any, socket: Any, stop: threading.Event) -> None:
+    """SIGTERM: take no new work, let in-flight work finish (or hand it back to the outbox), exit within 10 s.
+    Nothing acked is lost either way: it was stored before its ack."""
+    log.info("stopping: no new requests; finishing or releasing in-flight work")
+    stop.set()
+    server.close()
+    if socket is not None:
+        socket.close()
+    bot.executor.wait_idle(2.0)
+    bot.worker.stop(timeout=6.0)
+    logging.shutdown()
+    os._exit(0)
 
 
 def _cmd_db(settings: Settings, args: argparse.Namespace) -> int:

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
     linear_labels: dict[str, str] = Field(default_factory=dict)
     outbox_max_attempts: int = 8
     worker_poll_seconds: float = 0.5
+    worker_concurrency: int = Field(default=4, ge=1, le=64)
+    outbox_lease_seconds: float = Field(default=15.0, ge=2.0)
+    slack_timeout_seconds: float = Field(default=5.0, gt=0)
+    linear_timeout_seconds: float = Field(default=10.0, gt=0)
+    feedback_embed_threads: int = Field(default=1, ge=1, le=64)
+    feedback_embed_spinning: bool = False
+    feedback_burst_seconds: float = Field(default=0.0, ge=0)
 
     @field_validator("feedback_watch_channels", mode="before")
     @classmethod

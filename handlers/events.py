@@ -11,8 +11,9 @@ from bot.home import inbound as home
 
 
 def on_capture_event(body: dict[str, Any], context: BoltContext) -> None:
-    """message (every subtype), reaction_added, and the channel events that refresh the watch cache."""
-    capture.handle_event(context["deps"], body)
+    """message (every subtype), reaction_added, channel events: the HTTP edge and the Socket Mode handler store
+    these before acking (handlers/http.py); an envelope dispatched straight to Bolt is stored here."""
+    capture.accept_event(context["deps"], body)
 
 
 def on_app_home_opened(event: dict[str, Any], context: BoltContext) -> None:

@@ -16,8 +16,9 @@ from typing import Any
 from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 
+from bot.capture import inbound as capture
 from bot.deps import Deps
-from bot.runtime.health import health
+from bot.runtime.health import health, readiness
 from bot.slack import payloads
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ def _answer_unhandled(start: StartResponse) -> StartResponse:
     return wrapped
 
 
-def make_wsgi(app: App, deps: Deps) -> WSGIApp:
+def make_wsgi(app: App, deps: Deps, socket_connected: Callable[[], bool] | None = None) -> WSGIApp:
     """Signature first, then shape, then Bolt; a malformed signed body is a 400, our own failure a 500."""
     bolt = SlackRequestHandler(app)
     secret = deps.settings.slack_signing_secret.get_secret_value() if deps.settings.slack_signing_secret else ""
@@ -61,6 +62,9 @@ def make_wsgi(app: App, deps: Deps) -> WSGIApp:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if path == "/healthz" and method == "GET":
             return _respond(start, "200 OK", health(deps))
+        if path == "/readyz" and method == "GET":
+            ready = readiness(deps, socket_connected)
+            return _respond(start, "200 OK" if ready["ready"] else "503 Service Unavailable", ready)
         if path != "/slack/events" or method != "POST":
             return _respond(start, "404 Not Found", {"ok": False, "error": "not_found"})
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -73,6 +77,8 @@ def make_wsgi(app: App, deps: Deps) -> WSGIApp:
         if reason:
             log.warning("rejected a signed request Slack would not send (%d bytes): %s", len(body), reason)
             return _respond(start, "400 Bad Request", {"ok": False, "error": "malformed_payload", "detail": reason})
+        if "json" in environ.get("CONTENT_TYPE", "") and capture.accept_event(deps, json.loads(body)):
+            return _respond(start, "200 OK", {"ok": True})  # stored first: the 200 means "it is on disk"
         environ["wsgi.input"] = io.BytesIO(body)
         try:
             return list(bolt(environ, _answer_unhandled(start)))
@@ -85,15 +91,20 @@ def make_wsgi(app: App, deps: Deps) -> WSGIApp:
     return wsgi
 
 
-def socket_mode_handler(app: App, app_token: str) -> Any:
-    """Socket Mode acks only Bolt's 200s; like HTTP mode, envelopes no listener wants are acked, not redelivered."""
+def socket_mode_handler(app: App, deps: Deps, app_token: str) -> Any:
+    """Socket Mode: events we act on are stored before their ack, like in HTTP mode; envelopes no listener wants
+    are acked, not redelivered."""
     from slack_bolt.adapter.socket_mode import SocketModeHandler
     from slack_bolt.adapter.socket_mode.internals import run_bolt_app, send_response
     from slack_bolt.response import BoltResponse
+    from slack_sdk.socket_mode.response import SocketModeResponse
 
     class AckingHandler(SocketModeHandler):
         def handle(self, client: Any, req: Any) -> None:
             start = time.time()
+            if req.type == "events_api" and isinstance(req.payload, dict) and capture.accept_event(deps, req.payload):
+                client.send_socket_mode_response(SocketModeResponse(envelope_id=req.envelope_id))
+                return
             resp = run_bolt_app(self.app, req)
             if resp.status == 404:
                 log.info("no listener for this envelope; acknowledged and ignored")

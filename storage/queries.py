@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import case, func, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -94,13 +94,17 @@ def outbox_by_key(*, session: Session, key: str) -> OutboxItem | None:
     return session.scalar(select(OutboxItem).where(OutboxItem.key == key))
 
 
-def claim_due(*, session: Session, now: datetime, lease: timedelta, limit: int = 20) -> list[OutboxItem]:
-    """Leases due rows so two workers never send the same item (SKIP LOCKED on PostgreSQL)."""
+def claim_due(
+    *, session: Session, now: datetime, lease: timedelta, limit: int = 20, first: Sequence[str] = ()
+) -> list[OutboxItem]:
+    """Leases due rows so two workers never send the same item (SKIP LOCKED on PostgreSQL); kinds in `first`
+    are claimed before the rest, oldest first within each group."""
     due = or_(
         (OutboxItem.status == OutboxStatus.PENDING) & (OutboxItem.next_attempt_at <= now),
         (OutboxItem.status == OutboxStatus.SENDING) & (OutboxItem.locked_until < now),
     )
-    stmt = select(OutboxItem).where(due).order_by(OutboxItem.id).limit(limit)
+    urgent = case((OutboxItem.kind.in_(list(first)), 0), else_=1) if first else literal(1)
+    stmt = select(OutboxItem).where(due).order_by(urgent, OutboxItem.id).limit(limit)
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     rows = list(session.scalars(stmt))
@@ -116,6 +120,28 @@ def claim_due(*, session: Session, now: datetime, lease: timedelta, limit: int =
             session.refresh(row)
             claimed.append(row)
     return claimed
+
+
+def extend_leases(*, session: Session, ids: Sequence[int], until: datetime) -> int:
+    """The heartbeat of rows still in flight."""
+    stmt = (
+        update(OutboxItem)
+        .where(OutboxItem.id.in_(list(ids)), OutboxItem.status == OutboxStatus.SENDING)
+        .values(locked_until=until)
+        .execution_options(synchronize_session=False)
+    )
+    return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
+
+
+def release_leases(*, session: Session, ids: Sequence[int], now: datetime) -> int:
+    """A stopping process hands its claimed rows back: pending and due now (an in-flight mark is kept)."""
+    stmt = (
+        update(OutboxItem)
+        .where(OutboxItem.id.in_(list(ids)), OutboxItem.status == OutboxStatus.SENDING)
+        .values(status=OutboxStatus.PENDING.value, locked_until=None, next_attempt_at=now, updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    return int(session.execute(stmt).rowcount)  # type: ignore[attr-defined]
 
 
 def outbox_counts(*, session: Session) -> dict[str, int]:

@@ -9,6 +9,7 @@ import io
 import json
 import logging
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from slack_sdk.models.blocks import Block
@@ -18,7 +19,7 @@ from bot.console.harness import Console
 from bot.domain import CardData, SimilarItem
 from bot.slack import kit
 from bot.triage import blocks
-from tests.conftest import start_console
+from tests.conftest import payload, start_console
 from tests.test_capture_scenarios import customer_message, rows, send
 from tests.test_triage import capture, click, ephemerals, submit_modal
 
@@ -122,8 +123,9 @@ def test_a_genuine_server_error_is_a_500_with_an_id(bot: Console, caplog: pytest
         raise RuntimeError("boom")
 
     bot.bot.app.middleware(broken)
+    body = urlencode({"payload": json.dumps(payload("slack_shortcut_global.json"))})
     with caplog.at_level(logging.ERROR):
-        resp = bot.post_signed(json.dumps(customer_message(bot)), "application/json")
+        resp = bot.post_signed(body, "application/x-www-form-urlencoded")
     assert resp.status_code == 500, "our failure is a 5xx, so Slack retries; malformed input stays a 400"
     assert any("error " in r.getMessage() and "boom" in r.getMessage() for r in caplog.records)
 

@@ -14,6 +14,7 @@ from bot.domain import CaptureMethod, CaptureRequest
 
 log = logging.getLogger(__name__)
 CHANNEL_EVENTS = {"member_joined_channel", "channel_shared", "channel_unshared"}
+KINDS = {"message", "reaction_added", *CHANNEL_EVENTS}  # the events capture acts on (stored before the ack)
 
 
 def message_ref(event: dict[str, Any]) -> str:
@@ -23,6 +24,7 @@ def message_ref(event: dict[str, Any]) -> str:
     message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
     ts = item.get("ts") or message.get("ts") or event.get("deleted_ts") or event.get("ts")
     channel = item.get("channel") or event.get("channel")
+    channel = channel.get("id") if isinstance(channel, dict) else channel
     return f"{channel}:{ts}"
 
 

@@ -21,23 +21,20 @@ from storage import queries
 log = logging.getLogger(__name__)
 
 
-def handle_event(deps: Deps, envelope: dict[str, Any]) -> None:
-    """Runs one Events API envelope; when Slack cannot answer (or an earlier event about the same message is
-    still queued), it waits in the outbox and is replayed in order: never lost after the ack."""
-    ref = events.message_ref(envelope["event"])
+def accept_event(deps: Deps, envelope: dict[str, Any]) -> bool:
+    """Stores an Events API envelope we act on, raw and keyed by its event_id, in one short transaction:
+    called before the HTTP answer or the Socket Mode ack, so nothing acked can be lost. The worker processes it
+    (in arrival order per message); a redelivery finds the key taken. False: not an event we act on."""
+    event = envelope.get("event")
+    if envelope.get("type") != "event_callback" or not isinstance(event, dict) or event.get("type") not in events.KINDS:
+        return False
+    # a redelivery repeats the event exactly; the digest keeps two events that share an id (never seen from
+    # Slack, but cheap to guard) apart
+    digest = hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()[:12]
+    key = f"event:{events.message_ref(event)}:{envelope.get('event_id') or event.get('event_ts')}:{digest}"
     with deps.transaction() as session:
-        queued_before = queries.pending_outbox(session=session, prefix=f"event:{ref}:")
-    try:
-        if queued_before:
-            raise SlackError("an earlier event about this message is queued", error="queued", retryable=True)
-        events.apply(deps, envelope)
-    except SlackError as exc:
-        if not exc.retryable:
-            raise
-        key = f"event:{ref}:{envelope.get('event_id') or envelope['event'].get('event_ts')}"
-        with deps.transaction() as session:
-            queries.enqueue(session=session, key=key, kind=Kind.EVENT, payload={"envelope": envelope})
-        log.warning("%s: queued for replay (%s)", key, exc)
+        queries.enqueue(session=session, key=key, kind=Kind.EVENT, payload={"envelope": envelope})
+    return True
 
 
 def log_modal(deps: Deps, payload: dict[str, Any]) -> dict[str, Any]:

@@ -165,6 +165,8 @@ class FakeSlack:
         self._groups: dict[str, list[str]] = {}
         self._history: dict[str, list[Json]] = defaultdict(list)
         self._failures: dict[str, deque[_Failure]] = defaultdict(deque)
+        self._stalls: dict[str, deque[float]] = defaultdict(deque)
+        self.latency = 0.0  # seconds added to every Web API answer (Slack's real ~100 ms, for benchmarks)
         self._files: dict[str, Json] = {}
         self._clock, self._seq = 1_700_000_000_000_000, 0
         self._lock = threading.RLock()
@@ -290,6 +292,11 @@ class FakeSlack:
         with self._lock:
             self._failures[method].extend(_Failure(status, error, retry_after) for _ in range(times))
 
+    def stall_next(self, method: str, seconds: float, *, times: int = 1) -> None:
+        """Delay the next `times` answers to `method` (a slow or hung Slack), without holding the fake's lock."""
+        with self._lock:
+            self._stalls[method].extend(seconds for _ in range(times))
+
     def calls_to(self, method: str) -> list[Call]:
         """The calls made to one method, in order."""
         with self._lock:
@@ -320,7 +327,11 @@ class FakeSlack:
         return self._socket.wait_for_ack(envelope_id, timeout)
 
     def _handle_api(self, method: str, query: str, body: bytes, ctype: str, auth: str) -> tuple[int, Json, bytes]:
-        """Parse, record and answer one Web API request, all under the lock."""
+        """Parse, record and answer one Web API request, all under the lock (any latency or stall before it)."""
+        with self._lock:
+            stall = self._stalls[method].popleft() if self._stalls.get(method) else 0.0
+        if stall or self.latency:
+            time.sleep(stall + self.latency)
         with self._lock:
             try:
                 args, bad_body = _parse_args(query, body, ctype), False

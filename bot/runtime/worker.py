@@ -1,10 +1,16 @@
-"""Drains the outbox: claims due rows, runs each kind's handler from bot/jobs.py, records the outcome."""
+"""Drains the outbox: claims due rows, runs each kind's handler from bot/jobs.py on a bounded pool, records outcomes.
+
+Concurrency: rows are grouped into lanes (one item's jobs, or one message's deferred events) that run in claim
+order; different lanes run at once on `WORKER_CONCURRENCY` threads. Leases are short (`OUTBOX_LEASE_SECONDS`)
+and renewed while a row is in flight, so rows leased by a process that died are retried seconds after it.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
 from collections.abc import Collection, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import timedelta
 from typing import Any
 
@@ -18,8 +24,19 @@ from storage.db import session_scope
 from storage.models import OutboxItem, OutboxStatus
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(minutes=2)
 NEVER_GIVE_UP_ATTEMPTS = 10_000
+PRIORITY = (Kind.RECEIPT, Kind.EVENT)  # the customer's "we heard you" and unprocessed input never wait on cards
+
+
+def lane(item: OutboxItem) -> str:
+    """Rows in one lane run in order: an item's card before its updates, a message's events in arrival order."""
+    if item.kind == Kind.EVENT:
+        return item.key.rsplit(":", 1)[0]
+    payload = item.payload or {}
+    for field in ("feedback_id", "link_id"):
+        if field in payload:
+            return f"{field}:{payload[field]}"
+    return f"row:{item.id}"
 
 
 class Worker:
@@ -29,23 +46,55 @@ class Worker:
         self.deps = deps
         self.handlers = dict(handlers)
         self.persistent = frozenset(persistent)
+        self.lease = timedelta(seconds=deps.settings.outbox_lease_seconds)
+        self._pool = ThreadPoolExecutor(deps.settings.worker_concurrency, thread_name_prefix="outbox")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._drain_lock = threading.Lock()
+        self._inflight: set[int] = set()
+        self._inflight_lock = threading.Lock()
 
     def drain(self, max_items: int = 1000) -> int:
-        """Processes every due row once; returns how many were attempted."""
+        """Processes every due row once (lanes in parallel); returns how many were attempted."""
         done = 0
         with self._drain_lock:
-            while done < max_items:
+            while done < max_items and not self._stop.is_set():
+                batch = self.deps.settings.worker_concurrency * 4
                 with session_scope(self.deps.sessions) as session:
-                    items = queries.claim_due(session=session, now=self.deps.now(), lease=LEASE, limit=10)
+                    items = queries.claim_due(
+                        session=session, now=self.deps.now(), lease=self.lease, limit=batch, first=PRIORITY
+                    )
+                    lanes: dict[str, list[int]] = {}
+                    for item in items:
+                        lanes.setdefault(lane(item), []).append(item.id)
                 if not items:
                     return done
-                for item in items:
-                    self._run_one(item.id)
-                    done += 1
+                self._track(add=[i.id for i in items])
+                wait([self._pool.submit(self._run_lane, ids) for ids in lanes.values()])
+                done += len(items)
         return done
+
+    def _run_lane(self, ids: list[int]) -> None:
+        for item_id in ids:
+            try:
+                if self._stop.is_set():
+                    self._release(item_id)
+                else:
+                    self._run_one(item_id)
+            except Exception:  # the database itself failed: the lease expires and the row is retried
+                log.exception("outbox row %s could not be run or recorded", item_id)
+            finally:
+                self._track(remove=[item_id])
+
+    def _track(self, *, add: list[int] | None = None, remove: list[int] | None = None) -> None:
+        with self._inflight_lock:
+            self._inflight.update(add or [])
+            self._inflight.difference_update(remove or [])
+
+    def _release(self, item_id: int) -> None:
+        """Stopping: a claimed row that has not started goes back to pending at once, for the next process."""
+        with session_scope(self.deps.sessions) as session:
+            queries.release_leases(session=session, ids=[item_id], now=self.deps.now())
 
     def _run_one(self, item_id: int) -> None:
         with session_scope(self.deps.sessions) as session:
@@ -75,27 +124,50 @@ class Worker:
             item = session.get(OutboxItem, item_id)
             if item is not None:
                 # persistent kinds (deferred Slack events) must outlive any outage: capped at 10 min apart
-                limit = (
-                    NEVER_GIVE_UP_ATTEMPTS if job.kind in self.persistent else self.deps.settings.outbox_max_attempts
-                )
+                persistent = job.kind in self.persistent
+                limit = NEVER_GIVE_UP_ATTEMPTS if persistent else self.deps.settings.outbox_max_attempts
                 finish(
                     item, now=self.deps.now(), result=result, error=error, max_attempts=limit,
                     in_flight=job.crashed_mid_send,
                 )  # fmt: skip
 
+    def renew_leases(self) -> int:
+        """Extends the leases of rows still in flight, so a slow call is not mistaken for a dead process."""
+        with self._inflight_lock:
+            ids = sorted(self._inflight)
+        if not ids:
+            return 0
+        with session_scope(self.deps.sessions) as session:
+            return queries.extend_leases(session=session, ids=ids, until=self.deps.now() + self.lease)
+
     def start(self) -> None:
-        """Background thread: drain, then sleep until woken or the poll interval passes."""
+        """Background threads: the drain loop, and the lease heartbeat."""
         if self._thread is not None:
             return
         self._thread = threading.Thread(target=self._loop, name="outbox-worker", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._heartbeat, name="outbox-heartbeat", daemon=True).start()
 
-    def stop(self) -> None:
-        """Lets the loop finish its current item."""
+    def stop(self, timeout: float = 8.0) -> None:
+        """Takes no new rows; rows claimed but not started are released; in-flight ones get `timeout` to finish."""
         self._stop.set()
         self.deps.wake.set()
         if self._thread:
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        with self._inflight_lock:
+            left = sorted(self._inflight)
+        if left:  # back to pending now; one that began is marked in flight, so its next attempt reconciles first
+            log.warning("stopping: %d outbox rows released for the next process", len(left))
+            with session_scope(self.deps.sessions) as session:
+                queries.release_leases(session=session, ids=left, now=self.deps.now())
+
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.lease.total_seconds() / 3):
+            try:
+                self.renew_leases()
+            except DBAPIError as exc:
+                log.warning("could not renew outbox leases: %s", exc)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 import urllib.error
@@ -29,12 +30,26 @@ class SlackError(Exception):
         self.retry_after = retry_after
 
 
+_ERROR_CODE = re.compile(r"^[a-z0-9_.]{1,64}$")
+
+
+class OneLine(logging.Filter):
+    """slack_sdk logs a whole HTML error page when an outage answers with one; keep the first 200 chars."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        if "\n" in text or len(text) > 300:
+            record.msg, record.args = " ".join(text.split())[:200] + " …", None
+        return True
+
+
 def _classify(method: str, exc: Exception) -> SlackError:
-    """Turns slack_sdk and network exceptions into one error type with a retry decision."""
+    """Turns slack_sdk and network exceptions into one error type with a retry decision, as one short line."""
     if isinstance(exc, SlackApiError):
         resp = exc.response
         status = getattr(resp, "status_code", 200)
-        error = str(resp.get("error", "unknown")) if hasattr(resp, "get") else "unknown"
+        raw_error = str(resp.get("error", "unknown")) if hasattr(resp, "get") else "unknown"
+        error = raw_error if _ERROR_CODE.match(raw_error) else f"http_{status}"  # not an HTML page
         if status == 429 or error == "ratelimited":
             raw = (resp.headers or {}).get("Retry-After") or (resp.headers or {}).get("retry-after") or "1"
             return SlackError(f"{method}: rate limited", error="ratelimited", retryable=True, retry_after=float(raw))
@@ -47,9 +62,9 @@ def _classify(method: str, exc: Exception) -> SlackError:
             return SlackError(f"{method}: Slack unavailable ({status} {error})", error=error, retryable=True)
         return SlackError(f"{method}: {error}", error=error, retryable=False)
     if isinstance(exc, (urllib.error.URLError, TimeoutError, ConnectionError, OSError)):
-        return SlackError(f"{method}: network error {exc}", error="network", retryable=True)
+        return SlackError(f"{method}: network error {str(exc)[:200]}", error="network", retryable=True)
     if isinstance(exc, ValueError):  # a 5xx with a non-JSON body
-        return SlackError(f"{method}: unreadable answer ({exc})", error="bad_response", retryable=True)
+        return SlackError(f"{method}: unreadable answer", error="bad_response", retryable=True)
     raise exc
 
 
@@ -58,6 +73,9 @@ class SlackGateway:
 
     def __init__(self, client: WebClient):
         self.client = client
+        sdk_log = logging.getLogger("slack_sdk.web.base_client")
+        if not any(isinstance(f, OneLine) for f in sdk_log.filters):
+            sdk_log.addFilter(OneLine())
         self._auth: dict[str, Any] | None = None
         self._users: dict[str, dict[str, Any]] = {}
         self._groups: dict[str, tuple[float, set[str]]] = {}
@@ -68,6 +86,26 @@ class SlackGateway:
             return fn(**kwargs)
         except Exception as exc:
             raise _classify(method, exc) from exc
+
+    def auth_cached(self) -> dict[str, Any] | None:
+        """auth.test's answer if we have it: request paths read this and never call Slack before an ack."""
+        return self._auth
+
+    def warm_up(self, stop: threading.Event, *, max_wait: float = 30.0) -> bool:
+        """auth.test at start-up, retried with backoff while Slack is down, so no request ever waits on it."""
+        wait = 1.0
+        while not stop.is_set():
+            try:
+                self.auth()
+                return True
+            except SlackError as exc:
+                if not exc.retryable:
+                    log.error("auth.test refused the bot token (%s): check SLACK_BOT_TOKEN", exc.error)
+                    return False
+                log.warning("auth.test failed (%s); retrying in %.0f s", exc.error, wait)
+            stop.wait(wait)
+            wait = min(wait * 2, max_wait)
+        return False
 
     def auth(self) -> dict[str, Any]:
         """auth.test once: our team id and bot user id decide who is internal."""

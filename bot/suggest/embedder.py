@@ -104,6 +104,7 @@ class Embedder:
         backend: Backend | None = None,
         cache_dir: Path | str | None = None,
         num_threads: int | None = None,
+        spinning: bool = False,
         expected_sha256: str = MODEL_SHA256,
         batch_size: int = 32,
     ) -> None:
@@ -115,6 +116,7 @@ class Embedder:
         self.backend: str | None = None  # the one actually loaded
         self._cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self._threads = num_threads or max(1, min(4, os.cpu_count() or 1))
+        self._spinning = spinning
         self._sha = expected_sha256
         self._batch = batch_size
         self._load_lock = threading.Lock()
@@ -154,7 +156,7 @@ class Embedder:
         if want in ("onnx", "onnx-int8"):
             try:
                 path = ensure_onnx(model_dir, self._cache_dir, self._sha, int8=want == "onnx-int8")
-                impl: _OnnxImpl | _TorchImpl = _OnnxImpl(path, model_dir, self._threads)
+                impl: _OnnxImpl | _TorchImpl = _OnnxImpl(path, model_dir, self._threads, self._spinning)
                 self.backend = want
                 return impl
             except Exception as exc:
@@ -203,13 +205,15 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
 class _OnnxImpl:
     """onnxruntime session + the model's own fast tokenizer; torch is never imported."""
 
-    def __init__(self, onnx_path: Path, model_dir: Path, threads: int) -> None:
+    def __init__(self, onnx_path: Path, model_dir: Path, threads: int, spinning: bool = False) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        # idle worker threads spin by default; on a shared 2-core box that steals the CPU the acks need
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         self._session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
         self._tok = Tokenizer.from_file(str(model_dir / "tokenizer.json"))

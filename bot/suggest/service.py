@@ -54,7 +54,11 @@ class SuggestionService:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], embedder: Embedder | None = None):
         self.settings = settings
         self.sessions = sessions
-        self.embedder = embedder or Embedder(backend=settings.feedback_embed_backend)
+        self.embedder = embedder or Embedder(
+            backend=settings.feedback_embed_backend,
+            num_threads=settings.feedback_embed_threads,
+            spinning=settings.feedback_embed_spinning,
+        )
         self.suggester: Suggester | None = None
         self.ready = threading.Event()
         self.settled = threading.Event()
