@@ -78,7 +78,13 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         }
         log = tmp / "bot.log"
         with log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the bot mid-test
-            proc = subprocess.Popen([sys.executable, "app.py", "run"], cwd=ROOT, env=env, stdout=out, stderr=out)
+            proc = subprocess.Popen(
+                [sys.executable, "app.py", "run", "--host", "127.0.0.1", "--port", "0"],
+                cwd=ROOT,
+                env=env,
+                stdout=out,
+                stderr=out,
+            )
         bot = Running(fake, proc, log)
         try:
             bot.wait("Socket Mode connection", fake.socket_connected.is_set, timeout=60)

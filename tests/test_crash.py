@@ -1,0 +1,163 @@
+"""`feedbackbot run` as a real process, killed with SIGKILL at random moments (also right after a 2xx), and
+stopped with SIGTERM: every acknowledged message ends up stored once, with one card and one receipt."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bot.console import payloads
+from bot.console.fake_slack import FakeSlack
+from bot.console.world import CHANNELS, USERS
+from tests.conftest import payload
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "crash-test-secret"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Bot:
+    """One `python app.py run` in HTTP mode against the fake Slack; restartable on the same database."""
+
+    def __init__(self, fake: FakeSlack, tmp: Path):
+        self.fake, self.tmp, self.port = fake, tmp, _free_port()
+        self.env = {
+            "PATH": "/usr/bin:/bin", "HOME": str(tmp), "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_SIGNING_SECRET": SECRET, "SLACK_API_URL": fake.url, "FEEDBACK_TRIAGE_CHANNEL": "C0TRIAGE",
+            "DATABASE_URL": f"sqlite:///{tmp / 'f.db'}", "FEEDBACKBOT_CONFIG": str(tmp / "none.toml"),
+            "FEEDBACK_SUGGESTIONS": "false", "OUTBOX_LEASE_SECONDS": "3",
+        }  # fmt: skip
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=5)
+
+    def start(self) -> None:
+        out = (self.tmp / "bot.log").open("ab")
+        cmd = [sys.executable, "app.py", "run", "--host", "127.0.0.1", "--port", str(self.port)]
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=out, stderr=out)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if self.http.get("/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)
+        raise AssertionError("the bot did not start: " + (self.tmp / "bot.log").read_text()[-2000:])
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        if self.proc is not None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=15)
+
+    def send(self, envelope: dict) -> int:
+        body = json.dumps(envelope).encode()
+        ts = str(int(time.time()))
+        headers = {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": payloads.sign(SECRET, body, ts)}
+        try:
+            resp = self.http.post("/slack/events", content=body, headers=headers | {"Content-Type": "application/json"})
+        except httpx.TransportError:
+            return 0  # never answered: Slack would redeliver it
+        return resp.status_code
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeSlack]:
+    with FakeSlack() as fake:
+        for name, (uid, team, real) in USERS.items():
+            fake.add_user(uid, name, team_id=team, real_name=real)
+        for name, (cid, shared) in CHANNELS.items():
+            fake.add_channel(cid, name, is_ext_shared=shared)
+        yield fake
+
+
+def _message(fake: FakeSlack, i: int) -> dict:
+    msg = fake.post_as_user("C0SHARED", "U0CUST", f"Report {i}: the export drops row {i} when filtered")
+    env = payload("slack_event_message_external.json")
+    env["event"].update(ts=msg["ts"], event_ts=msg["ts"], text=msg["text"])
+    env["event_id"] = f"Ev{i:08d}"
+    return env
+
+
+def _settled(fake: FakeSlack, acked: list[dict], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    want = {e["event"]["ts"] for e in acked}
+    while time.monotonic() < deadline:
+        reacted = {c.args["timestamp"] for c in fake.calls_to("reactions.add") if c.response.get("ok")}
+        if want <= reacted and len(_cards(fake)) >= len(want):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{len(want - reacted)} acked messages never got a receipt")
+
+
+def _cards(fake: FakeSlack) -> list[dict]:
+    return [m for m in fake.messages("C0TRIAGE") if (m.get("metadata") or {}).get("event_type")]
+
+
+def test_sigkill_at_random_moments_loses_and_duplicates_nothing(fake: FakeSlack, tmp_path: Path) -> None:
+    rng = random.Random(int(os.environ.get("CRASH_SEED", "7")))
+    bot = Bot(fake, tmp_path)
+    acked: list[dict] = []
+    sent = 0
+    for _round in range(3):
+        bot.start()
+        for _ in range(rng.randint(8, 20)):
+            env = _message(fake, sent)
+            sent += 1
+            if bot.send(env) == 200:
+                acked.append(env)
+        time.sleep(rng.choice([0.0, 0.0, 0.05, 0.3]))  # 0: killed right after the last 2xx
+        bot.kill()
+    bot.start()
+    try:
+        _settled(fake, acked)
+        time.sleep(1.0)  # anything still due would show up as a duplicate now
+        by_ts = {}
+        for card in _cards(fake):
+            key = card["metadata"]["event_payload"]["key"]
+            by_ts.setdefault(key, 0)
+            by_ts[key] += 1
+        assert all(n == 1 for n in by_ts.values()), f"duplicate cards: { {k: n for k, n in by_ts.items() if n > 1} }"
+        reactions = [c.args["timestamp"] for c in fake.calls_to("reactions.add") if c.response.get("ok")]
+        assert len(reactions) == len(set(reactions)), "a receipt was sent twice"
+        assert {e["event"]["ts"] for e in acked} <= set(reactions)
+        assert len(by_ts) >= len(acked), "every acked message has its card"
+        texts = [card["text"] for card in _cards(fake)]
+        for env in acked:  # one item per message: exactly one card quotes it
+            assert sum(env["event"]["text"] in t for t in texts) == 1, env["event"]["text"]
+    finally:
+        bot.kill(signal.SIGTERM)
+
+
+def test_sigterm_exits_within_ten_seconds_and_keeps_the_backlog(fake: FakeSlack, tmp_path: Path) -> None:
+    bot = Bot(fake, tmp_path)
+    bot.start()
+    fake.latency = 0.3  # a slow Slack, so work is in flight when the signal comes
+    acked = [env for env in (_message(fake, i) for i in range(15)) if bot.send(env) == 200]
+    assert len(acked) == 15, "every store-before-ack answer is a 200"
+    started = time.monotonic()
+    bot.kill(signal.SIGTERM)
+    assert time.monotonic() - started < 10
+    assert bot.proc is not None and bot.proc.returncode == 0
+    fake.latency = 0.0
+    bot.start()
+    try:
+        _settled(fake, acked, timeout=30)
+        reactions = [c.args["timestamp"] for c in fake.calls_to("reactions.add") if c.response.get("ok")]
+        assert len(reactions) == len(set(reactions)) == 15
+    finally:
+        bot.kill(signal.SIGTERM)
