@@ -126,7 +126,7 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(fake: FakeSlack,
     try:
         _settled(fake, acked)
         time.sleep(1.0)  # anything still due would show up as a duplicate now
-        by_ts = {}
+        by_ts: dict[str, int] = {}
         for card in _cards(fake):
             key = card["metadata"]["event_payload"]["key"]
             by_ts.setdefault(key, 0)

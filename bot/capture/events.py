@@ -41,8 +41,7 @@ def apply(deps: Deps, envelope: dict[str, Any]) -> None:
         channel = channel.get("id") if isinstance(channel, dict) else channel
         joined_by_someone_else = kind == "member_joined_channel" and event.get("user") != deps.slack.bot_user_id
         if isinstance(channel, str) and not joined_by_someone_else:
-            with deps.transaction() as session:
-                service.refresh_channel(session=session, slack=deps.slack, channel_id=channel)
+            service.refresh_channel(deps, channel)
 
 
 def on_message(deps: Deps, event: dict[str, Any], envelope: dict[str, Any]) -> None:
@@ -52,21 +51,17 @@ def on_message(deps: Deps, event: dict[str, Any], envelope: dict[str, Any]) -> N
     if not isinstance(channel, str):
         log.info("message event without a channel ignored")
         return
+    if subtype not in {"message_changed", "message_deleted"}:
+        req = service.auto_capture_request(deps, event, envelope.get("is_ext_shared_channel"))  # Slack first
+        if req is not None:
+            with deps.transaction() as session:  # then one short write
+                service.capture(session=session, settings=deps.settings, req=req)
+        return
     with deps.transaction() as session:
         if subtype == "message_changed":
             _on_changed(deps, session, channel, event)
-        elif subtype == "message_deleted":
-            service.record_delete(session=session, channel_id=channel, ts=str(event.get("deleted_ts")))
         else:
-            req = service.auto_capture_request(
-                session=session,
-                slack=deps.slack,
-                settings=deps.settings,
-                event=event,
-                shared_hint=envelope.get("is_ext_shared_channel"),
-            )
-            if req is not None:
-                service.capture(session=session, settings=deps.settings, req=req)
+            service.record_delete(session=session, channel_id=channel, ts=str(event.get("deleted_ts")))
 
 
 def _on_changed(deps: Deps, session: Session, channel: str, event: dict[str, Any]) -> None:

@@ -10,9 +10,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.capture.noise import Noise, noise
+from bot.deps import Deps
 from bot.domain import CaptureMethod, CaptureRequest, Kind, Status, UserFacingError
 from bot.settings import Settings
-from bot.slack.gateway import SlackGateway
 from storage import queries
 from storage.db import utcnow
 from storage.models import Feedback
@@ -65,15 +66,15 @@ def _customer_words(event: dict[str, Any], bot_user_id: str) -> bool:
     return isinstance(user, str) and isinstance(channel, str) and isinstance(ts, str) and user != bot_user_id
 
 
-def auto_capture_request(
-    *, session: Session, slack: SlackGateway, settings: Settings, event: dict[str, Any], shared_hint: bool | None
-) -> CaptureRequest | None:
+def auto_capture_request(deps: Deps, event: dict[str, Any], shared_hint: bool | None) -> CaptureRequest | None:
     """The one auto-capture decision: a customer's (Slack Connect user's or guest's) non-empty message in a
-    watched channel qualifies; staff messages are captured only when a staff member tags them."""
+    watched channel qualifies; staff messages are captured only when a staff member tags them. Its Slack
+    lookups run outside any transaction."""
+    slack, settings = deps.slack, deps.settings
     if not _customer_words(event, slack.bot_user_id):
         return None
     channel, user = str(event["channel"]), str(event["user"])
-    if not channel_watched(session=session, slack=slack, settings=settings, channel_id=channel, hint=shared_hint):
+    if not channel_watched(deps, channel, hint=shared_hint):
         return None
     team = author_team(event) or slack.user(user).get("team_id")
     info = slack.user(user) if team == slack.team_id else {}
@@ -83,6 +84,9 @@ def auto_capture_request(
     if not clean_text(event.get("text"), settings.feedback_max_text)[0]:
         log.info("empty message %s in %s not captured", event.get("ts"), channel)
         return None
+    if noise(str(event.get("text") or "")) in {Noise.EMOJI, Noise.OUT_OF_OFFICE}:
+        log.info("message %s in %s is %s: not captured", event.get("ts"), channel, noise(str(event.get("text"))))
+        return None
     profile = event.get("user_profile") or {}
     return CaptureRequest(
         method=CaptureMethod.AUTO, text=event.get("text") or "", team_id=slack.team_id, channel_id=channel,
@@ -91,35 +95,35 @@ def auto_capture_request(
     )  # fmt: skip
 
 
-def channel_watched(
-    *, session: Session, slack: SlackGateway, settings: Settings, channel_id: str, hint: bool | None = None
-) -> bool:
+def channel_watched(deps: Deps, channel_id: str, *, hint: bool | None = None) -> bool:
     """Configured channels always; otherwise shared channels, cached from the envelope or conversations.info."""
-    if channel_id in settings.feedback_watch_channels:
+    if channel_id in deps.settings.feedback_watch_channels:
         return True
-    return channel_shared(session=session, slack=slack, settings=settings, channel_id=channel_id, hint=hint)
+    return channel_shared(deps, channel_id, hint=hint)
 
 
-def channel_shared(
-    *, session: Session, slack: SlackGateway, settings: Settings, channel_id: str, hint: bool | None = None
-) -> bool:
+def channel_shared(deps: Deps, channel_id: str, *, hint: bool | None = None) -> bool:
     """The one channel-cache freshness rule: a cached flag younger than CHANNEL_CACHE_SECONDS, else the
-    envelope's hint, else conversations.info."""
-    cached = queries.get_channel(session=session, channel_id=channel_id)
-    if cached and cached.checked_at > utcnow() - timedelta(seconds=settings.channel_cache_seconds):
-        return cached.is_ext_shared
-    if hint is not None:
+    envelope's hint, else conversations.info; each read and write is its own short transaction, and the Slack
+    call happens between them, never inside one."""
+    with deps.transaction() as session:
+        cached = queries.get_channel(session=session, channel_id=channel_id)
         name = cached.name if cached else None
-        queries.upsert_channel(session=session, channel_id=channel_id, name=name, is_ext_shared=hint)
+        if cached and cached.checked_at > utcnow() - timedelta(seconds=deps.settings.channel_cache_seconds):
+            return cached.is_ext_shared
+    if hint is not None:
+        with deps.transaction() as session:
+            queries.upsert_channel(session=session, channel_id=channel_id, name=name, is_ext_shared=hint)
         return hint
-    return refresh_channel(session=session, slack=slack, channel_id=channel_id)
+    return refresh_channel(deps, channel_id)
 
 
-def refresh_channel(*, session: Session, slack: SlackGateway, channel_id: str) -> bool:
-    """Re-reads conversations.info (on join, share, unshare, or a stale cache)."""
-    info = slack.channel_info(channel_id)
+def refresh_channel(deps: Deps, channel_id: str) -> bool:
+    """Re-reads conversations.info (on join, share, unshare, or a stale cache), then stores it."""
+    info = deps.slack.channel_info(channel_id)
     shared = bool(info.get("is_ext_shared") or info.get("is_shared"))
-    queries.upsert_channel(session=session, channel_id=channel_id, name=info.get("name"), is_ext_shared=shared)
+    with deps.transaction() as session:
+        queries.upsert_channel(session=session, channel_id=channel_id, name=info.get("name"), is_ext_shared=shared)
     return shared
 
 
@@ -191,8 +195,8 @@ def _enqueue_followups(session: Session, settings: Settings, fb: Feedback) -> No
         queries.enqueue(session=session, key=f"hydrate:{fb.id}", kind=Kind.HYDRATE, payload={"feedback_id": fb.id})
     else:
         enqueue_card(session, fb.id)
-    if fb.capture_method != CaptureMethod.AUTO.value:  # auto-captures get theirs once judged not chatter
-        enqueue_receipt(session, settings, fb)
+    if fb.capture_method != CaptureMethod.AUTO or noise(fb.text) is None:  # receipt first, unless an ack;
+        enqueue_receipt(session, settings, fb)  # then the model decides the card (an ack's receipt waits for it)
 
 
 def enqueue_receipt(session: Session, settings: Settings, fb: Feedback) -> None:

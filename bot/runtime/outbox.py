@@ -19,6 +19,7 @@ from storage.models import Feedback, OutboxItem, OutboxStatus
 log = logging.getLogger(__name__)
 
 IN_FLIGHT = "in flight"
+MAYBE_SENT_WAIT = timedelta(seconds=10)
 
 
 class Retry(Exception):
@@ -116,7 +117,10 @@ def finish(
         return
     if isinstance(error, Retry) and item.attempts < max_attempts:
         item.status = OutboxStatus.PENDING
-        item.next_attempt_at = now + backoff(item.attempts, error.retry_after)
+        delay = backoff(item.attempts, error.retry_after)
+        if isinstance(error, MaybeSent):  # a timed-out post may still land: look for it once it surely has
+            delay = max(delay, MAYBE_SENT_WAIT)
+        item.next_attempt_at = now + delay
         log.warning("outbox %s retry %d in %s: %s", item.key, item.attempts, item.next_attempt_at - now, error)
     elif isinstance(error, Retry):
         item.status = OutboxStatus.DEAD

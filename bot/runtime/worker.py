@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import deque
 from collections.abc import Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -53,29 +54,58 @@ class Worker:
         self._drain_lock = threading.Lock()
         self._inflight: set[int] = set()
         self._inflight_lock = threading.Lock()
+        self._lanes: dict[str, deque[int]] = {}
+        self._lanes_changed = threading.Condition()
+        self._queued = 0
+        self._slots = deps.settings.worker_concurrency * 2  # rows claimed ahead of the pool, at most
 
     def drain(self, max_items: int = 1000) -> int:
-        """Processes every due row once (lanes in parallel); returns how many were attempted."""
+        """Claims due rows as pool slots free up and runs them, lanes in parallel, until nothing is due and nothing
+        runs; returns how many rows were attempted. A hung call holds one lane, never the others."""
         done = 0
         with self._drain_lock:
             while done < max_items and not self._stop.is_set():
-                batch = self.deps.settings.worker_concurrency * 4
+                with self._lanes_changed:
+                    free = self._slots - self._queued
+                    if free <= 0:
+                        self._lanes_changed.wait(0.05)
+                        continue
                 with session_scope(self.deps.sessions) as session:
                     items = queries.claim_due(
-                        session=session, now=self.deps.now(), lease=self.lease, limit=batch, first=PRIORITY
+                        session=session, now=self.deps.now(), lease=self.lease, limit=free, first=PRIORITY
                     )
-                    lanes: dict[str, list[int]] = {}
-                    for item in items:
-                        lanes.setdefault(lane(item), []).append(item.id)
-                if not items:
-                    return done
-                self._track(add=[i.id for i in items])
-                wait([self._pool.submit(self._run_lane, ids) for ids in lanes.values()])
-                done += len(items)
+                    claimed = [(item.id, lane(item)) for item in items]
+                if claimed:
+                    self._dispatch(claimed)
+                    done += len(claimed)
+                    continue
+                with self._lanes_changed:
+                    if not self._lanes:
+                        return done
+                    self._lanes_changed.wait(0.05)
         return done
 
-    def _run_lane(self, ids: list[int]) -> None:
-        for item_id in ids:
+    def _dispatch(self, claimed: list[tuple[int, str]]) -> None:
+        """Queues each row on its lane; a lane not running yet gets a pool thread."""
+        self._track(add=[item_id for item_id, _ in claimed])
+        with self._lanes_changed:
+            for item_id, name in claimed:
+                self._queued += 1
+                if name in self._lanes:
+                    self._lanes[name].append(item_id)
+                else:
+                    self._lanes[name] = deque([item_id])
+                    self._pool.submit(self._run_lane, name)
+
+    def _run_lane(self, name: str) -> None:
+        while True:
+            with self._lanes_changed:
+                queue = self._lanes[name]
+                if not queue:
+                    del self._lanes[name]
+                    self._lanes_changed.notify_all()
+                    return
+                item_id = queue.popleft()
             try:
                 if self._stop.is_set():
                     self._release(item_id)
@@ -85,6 +115,9 @@ class Worker:
                 log.exception("outbox row %s could not be run or recorded", item_id)
             finally:
                 self._track(remove=[item_id])
+                with self._lanes_changed:
+                    self._queued -= 1
+                    self._lanes_changed.notify_all()
 
     def _track(self, *, add: list[int] | None = None, remove: list[int] | None = None) -> None:
         with self._inflight_lock:

@@ -31,15 +31,21 @@ class SlackError(Exception):
 
 
 _ERROR_CODE = re.compile(r"^[a-z0-9_.]{1,64}$")
+_HTML = re.compile(r"<(!doctype|html|head|body)\b", re.IGNORECASE)
 
 
 class OneLine(logging.Filter):
     """slack_sdk logs a whole HTML error page when an outage answers with one; keep the first 200 chars."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        text = record.getMessage()
+        text = original = record.getMessage()
+        page = _HTML.search(text)
+        if page:
+            text = f"{text[: page.start()]}[an HTML page of {len(text) - page.start()} chars]"
         if "\n" in text or len(text) > 300:
-            record.msg, record.args = " ".join(text.split())[:200] + " …", None
+            text = " ".join(text.split())[:200] + " …"
+        if text != original:
+            record.msg, record.args = text, None
         return True
 
 

@@ -68,7 +68,7 @@ def card(deps: Deps, session: Session, job: Job) -> dict[str, Any]:
     if not channel:
         raise Permanent("FEEDBACK_TRIAGE_CHANNEL is not set; the card waits in the outbox")
     with slack_errors():
-        if channel_shared(session=session, slack=deps.slack, settings=deps.settings, channel_id=channel):
+        if channel_shared(deps, channel):  # its own short transactions: no write lock held while Slack answers
             raise Permanent(
                 f"FEEDBACK_TRIAGE_CHANNEL {channel} is shared with another organisation; "
                 "triage cards are internal, so none is posted there"

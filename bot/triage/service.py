@@ -35,6 +35,7 @@ from storage.db import utcnow
 from storage.models import ACTIVE_LINKS, Feedback, LinkStatus
 
 log = logging.getLogger(__name__)
+NOT_AN_OWNER = "Pick an owner from our own team."
 SNAPSHOT = ("status", "type", "theme", "impact", "owner_id", "reason", "duplicate_of_id")
 
 
@@ -67,8 +68,8 @@ def _set_choice(field: str, allowed: Callable[[Session], list[str]]) -> Callable
 
 
 def _assign(session: Session, deps: Deps, fb: Feedback, user: str, value: str | None) -> str:
-    if not value or not deps.slack.is_member(value):
-        raise UserFacingError("Pick an owner from our own team.")
+    if not value:  # checked against Slack in apply(), before the transaction
+        raise UserFacingError(NOT_AN_OWNER)
     fb.owner_id = value
     return f"Assigned to <@{value}>"
 
@@ -176,6 +177,8 @@ def apply(deps: Deps, ref: CardRef, action: Action, user: str, value: str | None
     handler = HANDLERS.get(action)
     if handler is None:
         raise UserFacingError(f"Unknown triage action {action!r}.")
+    if action is Action.OWNER and not (value and deps.slack.is_member(value)):  # Slack before the write lock
+        raise UserFacingError(NOT_AN_OWNER)
     try:
         with deps.transaction() as session:
             fb = _load(session, ref)

@@ -1,0 +1,90 @@
+"""The ingest path: stored before the ack, no write lock across Slack calls, a hung call stalls nobody else."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from bot.console.harness import Console
+from tests.conftest import payload, start_console
+from tests.test_capture_scenarios import customer_message, outbox, posts_to, rows, send
+
+
+@pytest.fixture
+def quiet(sqlite_url: str):
+    """No model: these tests are about the database and Slack, and must not wait for suggestions."""
+    console = start_console(sqlite_url, feedback_suggestions=False)
+    yield console
+    console.close()
+
+
+def test_an_event_is_on_disk_when_the_ack_is_sent(quiet: Console) -> None:
+    env = customer_message(quiet)
+    assert send(quiet, env) == 200
+    [row] = [o for k, o in outbox(quiet).items() if k.startswith("event:")]  # before any processing
+    assert row.status == "pending" and row.payload["envelope"]["event_id"] == env["event_id"]
+    assert rows(quiet) == []
+    quiet.settle()
+    assert len(rows(quiet)) == 1 and outbox(quiet)[row.key].status == "done"
+
+
+def test_a_stalled_slack_call_holds_no_lock_and_stalls_no_other_item(quiet: Console) -> None:
+    """The first card of a database refreshes the triage channel's cache, then Slack hangs for longer than
+    SQLite's busy timeout (10 s): acks, captures and receipts must keep flowing meanwhile."""
+    quiet.fake.stall_next("chat.postMessage", 11.0)
+    send(quiet, customer_message(quiet, "The first card: Slack will hang while posting it"))
+    drainer = threading.Thread(target=quiet.bot.worker.drain, daemon=True)
+    drainer.start()
+    deadline = time.monotonic() + 5
+    while not quiet.fake.calls_to("conversations.info") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)  # the card's chat.postMessage is now hanging
+    acks = []
+    for i in range(10):
+        env = customer_message(quiet, f"Message {i} while Slack hangs: exports lose their last row")
+        started = time.monotonic()
+        assert send(quiet, env) == 200
+        acks.append(time.monotonic() - started)
+    assert max(acks) < 1.0, f"acks waited on a lock: {acks}"
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline and len(rows(quiet)) < 11:
+        threading.Event().wait(0.1)
+    assert len(rows(quiet)) == 11, "captures went on while the card hung"
+    receipts = [c for c in quiet.fake.calls_to("reactions.add") if c.response.get("ok")]
+    assert len(receipts) >= 10, "receipts are not stuck behind the hung card"
+    drainer.join(timeout=20)
+    quiet.settle(horizon=12)  # the hung post timed out (5 s); its retry looks for it 10 s later, finds it landed
+    keys = [m["metadata"]["event_payload"]["key"] for m in quiet.fake.messages("C0TRIAGE") if m.get("metadata")]
+    assert len(keys) == len(set(keys)) == 11, "every card once, the hung one included"
+
+
+def test_receipts_go_out_before_queued_cards(quiet: Console) -> None:
+    for i in range(12):
+        send(quiet, customer_message(quiet, f"Backlog item {i}: the dashboard never finishes loading"))
+    quiet.settle()
+    calls = [c.method for c in quiet.fake.calls if c.method in {"reactions.add", "chat.postMessage"}]
+    first_card = calls.index("chat.postMessage")
+    assert calls[:first_card].count("reactions.add") >= 8, calls
+
+
+def test_a_slack_outage_page_is_logged_as_one_line(quiet: Console, caplog: pytest.LogCaptureFixture) -> None:
+    quiet.fake.fail_next("chat.postMessage", status=503, times=1)
+    send(quiet, customer_message(quiet))
+    quiet.settle(horizon=12)
+    assert all("<html>" not in r.getMessage() and "\n" not in r.getMessage() for r in caplog.records)
+    assert any("503" in r.getMessage() for r in caplog.records)
+    assert len([c for c in posts_to(quiet, "C0TRIAGE") if c.response.get("ok")]) == 1
+
+
+def test_interactions_and_unknown_events_still_go_through_bolt(quiet: Console) -> None:
+    assert send(quiet, payload("slack_url_verification.json")) == 200
+    env = customer_message(quiet)
+    env["event"] = {"type": "app_mention", "user": "U0CUST", "text": "hi", "ts": "1.2", "channel": "C0SHARED"}
+    assert send(quiet, env) == 200
+    quiet.settle()
+    assert not [k for k in outbox(quiet) if k.startswith("event:")], "events we do not act on are not stored"
+    resp = quiet.post_signed(json.dumps(payload("slack_url_verification.json")), "application/json")
+    assert resp.json().get("challenge")
