@@ -36,6 +36,10 @@ class Suggestions(Protocol):
         """Makes the models agree with the row's current decisions."""
         ...
 
+    def distinct(self, earlier: str, later: str) -> bool:
+        """Is `later` clearly a different request from `earlier`?"""
+        ...
+
 
 @dataclass
 class Deps:

@@ -325,3 +325,32 @@ def due_before(*, session: Session, until: datetime) -> bool:
 def outbox_items(*, session: Session) -> Sequence[OutboxItem]:
     """Every outbox row in order, for the console's `outbox` command."""
     return session.scalars(select(OutboxItem).order_by(OutboxItem.id)).all()
+
+
+def thread_item(*, session: Session, channel_id: str, thread_ts: str) -> Feedback | None:
+    """The item a thread already belongs to: its captured parent, else its first captured reply."""
+    stmt = select(Feedback).where(
+        Feedback.channel_id == channel_id,
+        or_(Feedback.message_ts == thread_ts, Feedback.thread_ts == thread_ts),
+        Feedback.deleted_at.is_(None),
+    )
+    return session.scalar(stmt.order_by(Feedback.id).limit(1))
+
+
+def last_item_by(*, session: Session, channel_id: str, author_user_id: str, method: str) -> Feedback | None:
+    """The newest item one person started in one channel by one capture method."""
+    stmt = select(Feedback).where(
+        Feedback.channel_id == channel_id,
+        Feedback.author_user_id == author_user_id,
+        Feedback.capture_method == method,
+        Feedback.deleted_at.is_(None),
+    )
+    return session.scalar(stmt.order_by(Feedback.id.desc()).limit(1))
+
+
+def joined_ts(*, session: Session, feedback_id: int) -> list[str]:
+    """Slack ts of the messages joined into an item (newest last)."""
+    stmt = select(FeedbackEvent.kind).where(
+        FeedbackEvent.feedback_id == feedback_id, FeedbackEvent.kind.startswith("joined:")
+    )
+    return [kind.removeprefix("joined:") for kind in session.scalars(stmt.order_by(FeedbackEvent.id))]

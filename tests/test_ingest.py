@@ -88,3 +88,79 @@ def test_interactions_and_unknown_events_still_go_through_bolt(quiet: Console) -
     assert not [k for k in outbox(quiet) if k.startswith("event:")], "events we do not act on are not stored"
     resp = quiet.post_signed(json.dumps(payload("slack_url_verification.json")), "application/json")
     assert resp.json().get("challenge")
+
+
+def _reply(bot: Console, parent_ts: str, text: str, user: str = "U0CUST") -> dict:
+    """The documented thread-reply fixture, pointed at a real reply in the fake's history."""
+    msg = bot.fake.post_as_user("C0SHARED", user, text, thread_ts=parent_ts)
+    env = payload("slack_event_thread_reply.json")
+    env["event"].update(ts=msg["ts"], event_ts=msg["ts"], text=text, thread_ts=parent_ts, user=user)
+    env["event_id"] = f"Ev{msg['ts'].replace('.', '')}"
+    return env
+
+
+def test_replies_in_a_captured_thread_join_the_item_and_update_the_card(quiet: Console) -> None:
+    env = customer_message(quiet, "The CSV export drops the last row")
+    send(quiet, env)
+    quiet.settle()
+    reply = _reply(quiet, env["event"]["ts"], "It also happens on the XLSX export")
+    for _ in range(3):  # Slack redelivers; the reply joins once
+        assert send(quiet, reply) == 200
+    send(quiet, _reply(quiet, env["event"]["ts"], "And only when a filter is applied"))
+    quiet.settle()
+    [fb] = rows(quiet)
+    parts = [
+        "The CSV export drops the last row",
+        "It also happens on the XLSX export",
+        "And only when a filter is applied",
+    ]
+    assert fb.text == "\n\n".join(parts)
+    assert len(posts_to(quiet, "C0TRIAGE")) == 1, "one conversation, one card"
+    updated = quiet.fake.calls_to("chat.update")[-1].args["blocks"][0]["text"]["text"]
+    assert "XLSX" in updated and "filter is applied" in updated
+    assert len([c for c in quiet.fake.calls_to("reactions.add") if c.response.get("ok")]) == 1
+
+
+def test_a_burst_of_messages_is_one_item_only_when_configured(sqlite_url: str) -> None:
+    for window, expected in ((0.0, 3), (120.0, 1)):
+        bot = start_console(sqlite_url.replace(".db", f"{int(window)}.db"), feedback_suggestions=False,
+                            feedback_burst_seconds=window)  # fmt: skip
+        try:
+            for text in ("Exports are broken", "the CSV one", "since this morning, for every report"):
+                send(bot, customer_message(bot, text))
+                bot.settle()
+            assert len(rows(bot)) == expected, window
+        finally:
+            bot.close()
+
+
+def test_a_staff_emoji_on_a_joined_reply_splits_it_off(quiet: Console) -> None:
+    from tests.test_capture_scenarios import staff_reaction
+
+    env = customer_message(quiet, "The CSV export drops the last row")
+    send(quiet, env)
+    quiet.settle()
+    reply = _reply(quiet, env["event"]["ts"], "Separately: please add SSO for our contractors")
+    send(quiet, reply)
+    quiet.settle()
+    send(quiet, staff_reaction(reply["event"]["ts"]))
+    quiet.settle()
+    assert [f.capture_method for f in rows(quiet)] == ["auto", "emoji"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [":tada: :+1:", "🎉🎉", "I am out of the office until Monday with limited access to email.",
+     "Automatic reply: on annual leave"],
+)  # fmt: skip
+def test_emoji_only_and_out_of_office_never_become_items(quiet: Console, text: str) -> None:
+    send(quiet, customer_message(quiet, text))
+    quiet.settle()
+    assert rows(quiet) == [] and not quiet.fake.calls_to("reactions.add")
+
+
+def test_an_acknowledgement_waits_for_the_model_before_any_receipt(bot: Console) -> None:
+    send(bot, customer_message(bot, "thanks!"))
+    bot.settle()
+    [fb] = rows(bot)
+    assert fb.status == "maybe" and not bot.fake.calls_to("reactions.add") and not posts_to(bot, "C0TRIAGE")

@@ -11,6 +11,7 @@ from bot.accounts.service import is_staff
 from bot.capture import service
 from bot.deps import Deps
 from bot.domain import CaptureMethod, CaptureRequest
+from storage import queries
 
 log = logging.getLogger(__name__)
 CHANNEL_EVENTS = {"member_joined_channel", "channel_shared", "channel_unshared"}
@@ -22,7 +23,8 @@ def message_ref(event: dict[str, Any]) -> str:
     raw_item, raw_message = event.get("item"), event.get("message")
     item: dict[str, Any] = raw_item if isinstance(raw_item, dict) else {}
     message: dict[str, Any] = raw_message if isinstance(raw_message, dict) else {}
-    ts = item.get("ts") or message.get("ts") or event.get("deleted_ts") or event.get("ts")
+    thread = message.get("thread_ts") or event.get("thread_ts")  # a thread's events share its root's lane
+    ts = item.get("ts") or thread or message.get("ts") or event.get("deleted_ts") or event.get("ts")
     channel = item.get("channel") or event.get("channel")
     channel = channel.get("id") if isinstance(channel, dict) else channel
     return f"{channel}:{ts}"
@@ -54,14 +56,31 @@ def on_message(deps: Deps, event: dict[str, Any], envelope: dict[str, Any]) -> N
     if subtype not in {"message_changed", "message_deleted"}:
         req = service.auto_capture_request(deps, event, envelope.get("is_ext_shared_channel"))  # Slack first
         if req is not None:
-            with deps.transaction() as session:  # then one short write
-                service.capture(session=session, settings=deps.settings, req=req)
+            _capture_or_join(deps, req)
         return
     with deps.transaction() as session:
         if subtype == "message_changed":
             _on_changed(deps, session, channel, event)
         else:
             service.record_delete(session=session, channel_id=channel, ts=str(event.get("deleted_ts")))
+
+
+def _capture_or_join(deps: Deps, req: CaptureRequest) -> None:
+    """A reply in a captured thread (or a burst's next message) joins its item; anything else is a new item."""
+    with deps.transaction() as session:
+        target = service.join_target(session=session, settings=deps.settings, req=req)
+        earlier = target.text if target is not None else ""
+        burst = target is not None and not (req.thread_ts and req.thread_ts != req.message_ts)
+    model = deps.suggestions if deps.suggestions is not None and deps.suggestions.state == "ready" else None
+    if burst and model is not None and model.distinct(earlier, req.text or ""):  # model work outside any tx
+        target = None
+    with deps.transaction() as session:
+        if target is not None:
+            fb = queries.feedback_by_id(session=session, feedback_id=target.id)
+            if fb is not None and fb.deleted_at is None:
+                service.join(session=session, settings=deps.settings, fb=fb, req=req)
+                return
+        service.capture(session=session, settings=deps.settings, req=req)
 
 
 def _on_changed(deps: Deps, session: Session, channel: str, event: dict[str, Any]) -> None:

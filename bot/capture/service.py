@@ -277,3 +277,41 @@ def record_delete(*, session: Session, channel_id: str, ts: str) -> Feedback | N
     queries.add_event(session=session, feedback=fb, kind="deleted", actor=fb.author_user_id, detail={})
     enqueue_card_update(session, fb.id, "deleted")
     return fb
+
+
+def join_target(*, session: Session, settings: Settings, req: CaptureRequest) -> Feedback | None:
+    """One conversation, one item: a reply in a captured thread joins that item; with FEEDBACK_BURST_SECONDS,
+    so does the same customer's next top-level message in the same channel within that many seconds."""
+    if not (req.channel_id and req.message_ts):
+        return None
+    if req.thread_ts and req.thread_ts != req.message_ts:
+        return queries.thread_item(session=session, channel_id=req.channel_id, thread_ts=req.thread_ts)
+    window = settings.feedback_burst_seconds
+    if window <= 0 or not req.author_user_id:
+        return None
+    prev = queries.last_item_by(
+        session=session, channel_id=req.channel_id, author_user_id=req.author_user_id, method=CaptureMethod.AUTO
+    )
+    if prev is None or not prev.message_ts or prev.thread_ts not in (None, prev.message_ts):
+        return None
+    last = max(float(ts) for ts in [prev.message_ts, *queries.joined_ts(session=session, feedback_id=prev.id)])
+    return prev if 0 <= float(req.message_ts) - last <= window else None
+
+
+def join(*, session: Session, settings: Settings, fb: Feedback, req: CaptureRequest) -> bool:
+    """Appends a message to an item (once, also under redelivery); the card shows the whole text, re-suggested."""
+    queries.lock_feedback(session=session, feedback=fb)
+    kind = f"joined:{req.message_ts}"
+    if fb.message_ts == req.message_ts or queries.has_event(
+        session=session, feedback_id=fb.id, kind=kind, actor=req.author_user_id
+    ):
+        return False
+    text, _ = clean_text(req.text, settings.feedback_max_text)
+    combined, truncated = clean_text(f"{fb.text}\n\n{text}", settings.feedback_max_text)
+    detail = {"ts": req.message_ts, "text": text, "thread_ts": req.thread_ts}
+    queries.add_event(session=session, feedback=fb, kind=kind, actor=req.author_user_id, detail=detail)
+    fb.text, fb.text_truncated = combined, fb.text_truncated or truncated
+    fb.embedding, fb.suggested_at = None, None  # the card update re-embeds and re-suggests the whole text
+    enqueue_card_update(session, fb.id, f"join:{req.message_ts}")
+    log.info("message %s joined feedback %s", req.message_ts, fb.id)
+    return True

@@ -31,8 +31,8 @@ PRIORITY = (Kind.RECEIPT, Kind.EVENT)  # the customer's "we heard you" and unpro
 
 def lane(item: OutboxItem) -> str:
     """Rows in one lane run in order: an item's card before its updates, a message's events in arrival order."""
-    if item.kind == Kind.EVENT:
-        return item.key.rsplit(":", 1)[0]
+    if item.kind == Kind.EVENT:  # event:<channel>:<ts>:<event id>:<digest>
+        return ":".join(item.key.split(":")[:3])
     payload = item.payload or {}
     for field in ("feedback_id", "link_id"):
         if field in payload:

@@ -161,6 +161,16 @@ class SuggestionService:
             suggester.index.add(fb.id, suggestion.embedding)
         return suggestion
 
+    def distinct(self, earlier: str, later: str, *, confidence: float = 0.8, similarity: float = 0.5) -> bool:
+        """Is `later` clearly a different request from `earlier`: its own type with high confidence, and
+        unlike it? False while the model is not ready (a burst then stays one item)."""
+        if self.suggester is None:
+            return False
+        a, b = self.embedder.encode([earlier, later])
+        type_a, _conf_a, _ = self.suggester.types.predict(earlier, a)
+        type_b, conf_b, _ = self.suggester.types.predict(later, b)
+        return type_b != type_a and conf_b >= confidence and float(np.dot(a, b)) < similarity
+
     def learn(self, fb: Feedback) -> None:
         """Makes the models agree with the row's current decisions (after commit): corrections, undo, dismissals."""
         if self.suggester is None or not fb.embedding:
