@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import gc
 import logging
 import os
@@ -26,7 +27,7 @@ from bot.settings import Settings
 from bot.slack.gateway import SlackGateway
 from bot.suggest.embedder import Embedder
 from bot.suggest.service import SuggestionService
-from handlers import middleware
+from handlers import middleware, replay
 from handlers.http import StartResponse, make_wsgi, socket_mode_handler
 from storage import migrate
 from storage.db import make_engine, make_sessionmaker
@@ -122,6 +123,7 @@ def create_app(
         ignoring_self_events_enabled=True,
     )
     handlers.register(app, deps)
+    deps.redeliver = functools.partial(replay.interaction, deps)
     return Bot(app=app, deps=deps, worker=worker, executor=executor, suggestions=suggestions)
 
 

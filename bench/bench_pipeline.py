@@ -26,6 +26,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -239,7 +240,9 @@ class Process:
         return self.log.read_text(errors="replace")[-chars:]
 
 
-def _wait_http(url: str, timeout: float, proc: Process, ready: Any = None) -> dict[str, Any]:
+def _wait_http(
+    url: str, timeout: float, proc: Process, ready: Callable[[dict[str, Any]], bool] | None = None
+) -> dict[str, Any]:
     """Polls GET `url` until it answers (and `ready(json)` holds); fails with the child's log tail."""
     deadline = time.monotonic() + timeout
     last: dict[str, Any] = {}
@@ -275,6 +278,10 @@ def _print_acks(name: str, run: Run) -> None:
     for phase in ("backlog", "steady"):
         part = [s.ack_ms for s in run.acked() if s.phase == phase]
         print(f"    {phase:<8} n={len(part):<5} p50 {_pct(part, 50):.1f} ms   p99 {_pct(part, 99):.1f} ms")
+    slowest = sorted((s for s in run.acked() if s.ack_ms > SLOW_ACK_MS), key=lambda s: -s.ack_ms)[:8]
+    if slowest:
+        where = ", ".join(f"{s.ack_ms:.0f} ms ({s.phase} at +{s.sent - run.started:.1f} s)" for s in slowest)
+        print(f"    slowest acks: {where}")
 
 
 def _bot_env(fake: FakeSlack, tmp: Path, model: bool) -> dict[str, str]:
@@ -283,9 +290,8 @@ def _bot_env(fake: FakeSlack, tmp: Path, model: bool) -> dict[str, str]:
         "SLACK_API_URL": fake.url, "FEEDBACK_TRIAGE_CHANNEL": TRIAGE, "DATABASE_URL": f"sqlite:///{tmp / 'f.db'}",
         "FEEDBACKBOT_CONFIG": str(tmp / "none.toml"), "FEEDBACK_SUGGESTIONS": "true" if model else "false",
     }  # fmt: skip
-    if model:  # the model may live in a user cache; keep the caller's cache locations
+    if model:  # keep the caller's model cache settings, if any
         env.update({k: v for k, v in os.environ.items() if k.startswith(("HF_", "TRANSFORMERS_", "SENTENCE_"))})
-        env.setdefault("HF_HOME", str(Path.home() / ".cache" / "huggingface"))
     return env
 
 

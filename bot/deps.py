@@ -52,6 +52,7 @@ class Deps:
     suggestions: Suggestions | None = None
     wake: threading.Event = field(default_factory=threading.Event)
     now: Callable[[], datetime] = utcnow
+    redeliver: Callable[[dict[str, Any]], None] | None = None  # replays a stored interaction through its listener
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:

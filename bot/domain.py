@@ -68,6 +68,7 @@ class Kind(StrEnum):
     AUDIT = "audit"
     LINEAR_CREATE = "linear.create"
     LINEAR_LINK = "linear.link"
+    INTERACTION = "interaction"
 
 
 IMPACTS = ("High", "Medium", "Low")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.capture import jobs as capture
 from bot.domain import Kind
 from bot.routing import jobs as routing
+from bot.runtime import inbox
 from bot.runtime.outbox import Handler
 from bot.triage import jobs as triage
 
@@ -17,6 +18,7 @@ OUTBOX: dict[Kind, Handler] = {
     Kind.AUDIT: triage.audit,
     Kind.LINEAR_CREATE: routing.create,
     Kind.LINEAR_LINK: routing.link,
+    Kind.INTERACTION: inbox.replay,
 }
 # A deferred Slack event is a message someone wrote: it is retried until Slack answers, never given up.
 PERSISTENT: frozenset[Kind] = frozenset({Kind.EVENT})

@@ -7,15 +7,19 @@ from typing import Any
 from slack_bolt import Ack, BoltContext
 
 from bot.home import inbound as home
+from bot.runtime.inbox import held
 from bot.triage import inbound as triage
 
 
 def on_triage_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
-    """Every `triage.*` button or select, on a card or in App Home (which then shows the new state)."""
-    ack()
+    """Every `triage.*` button or select, on a card or in App Home (which then shows the new state); stored
+    before the ack, so a crash while handling it is replayed, not lost."""
     deps = context["deps"]
-    triage.on_action(deps, body, action)
-    home.after_click(deps, body)
+    with held(deps, body, replay=bool(context.get("replay"))) as fresh:
+        ack()
+        if fresh:
+            triage.on_action(deps, body, action)
+            home.after_click(deps, body)
 
 
 def on_home_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:

@@ -10,6 +10,7 @@ from slack_bolt import Ack, BoltContext
 from bot.accounts.service import NOT_STAFF, staff_cached
 from bot.capture import inbound as capture
 from bot.deps import Deps
+from bot.runtime.inbox import held
 from bot.slack.payloads import clicker
 from bot.triage import inbound as triage
 
@@ -30,8 +31,10 @@ def _submit(
     if errors:
         ack(response_action="errors", errors=errors)
         return
-    ack()
-    capture.submit_after_ack(deps, body.get("user") or {}, view, store)
+    with held(deps, body, replay=bool(context.get("replay"))) as fresh:
+        ack()
+        if fresh:
+            capture.submit_after_ack(deps, body.get("user") or {}, view, store)
 
 
 def on_log_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
@@ -51,6 +54,10 @@ def on_triage_modal(ack: Ack, body: dict[str, Any], view: dict[str, Any], contex
     if errors:
         ack(response_action="errors", errors=errors)
         return
-    ack()
-    if not applied:
-        triage.on_modal_after_ack(deps, body, view)
+    if applied:  # committed before the ack: nothing left to lose
+        ack()
+        return
+    with held(deps, body, replay=bool(context.get("replay"))) as fresh:
+        ack()
+        if fresh:
+            triage.on_modal_after_ack(deps, body, view)

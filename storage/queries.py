@@ -354,3 +354,18 @@ def joined_ts(*, session: Session, feedback_id: int) -> list[str]:
         FeedbackEvent.feedback_id == feedback_id, FeedbackEvent.kind.startswith("joined:")
     )
     return [kind.removeprefix("joined:") for kind in session.scalars(stmt.order_by(FeedbackEvent.id))]
+
+
+def hold(*, session: Session, key: str, kind: str, payload: dict[str, Any], until: datetime) -> bool:
+    """Stores input that this process handles right now: claimed (sending) until `until`, so only a crash
+    hands it to the worker. False when the key exists (a double submit)."""
+    values = {"key": key, "kind": kind, "payload": payload, "status": OutboxStatus.SENDING.value, "locked_until": until}
+    return _insert_ignore(session, OutboxItem, values, "key") is not None
+
+
+def settle_held(*, session: Session, key: str, error: str | None) -> None:
+    """The held input was handled (or failed for good): never replayed."""
+    item = outbox_by_key(session=session, key=key)
+    if item is not None and item.status == OutboxStatus.SENDING:
+        item.status = OutboxStatus.FAILED if error else OutboxStatus.DONE
+        item.last_error, item.locked_until = error, None

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from bot.console import payloads
 from bot.console.harness import Console
 from tests.conftest import payload, start_console
 from tests.test_capture_scenarios import customer_message, outbox, posts_to, rows, send
@@ -164,3 +165,35 @@ def test_an_acknowledgement_waits_for_the_model_before_any_receipt(bot: Console)
     bot.settle()
     [fb] = rows(bot)
     assert fb.status == "maybe" and not bot.fake.calls_to("reactions.add") and not posts_to(bot, "C0TRIAGE")
+
+
+def test_a_click_is_stored_before_its_ack_and_settled_after(quiet: Console) -> None:
+    from tests.test_triage import capture, click
+
+    fb = capture(quiet, "The mobile app logs me out every day")
+    assert click(quiet, fb.id, "triage.quick_win") == 200
+    quiet.settle()
+    held = [o for k, o in outbox(quiet).items() if k.startswith("interaction:")]
+    assert [h.status for h in held] == ["done"] and rows(quiet)[0].status == "quick win"
+
+
+def test_a_click_whose_process_died_after_the_ack_is_replayed(quiet: Console) -> None:
+    """As if the process was killed between the ack and the end of handling: the row is held, its lease ran
+    out, and the worker replays it through the same listener."""
+    from bot.domain import Kind
+    from storage import queries
+    from storage.db import utcnow
+    from tests.test_triage import capture, card_message
+
+    fb = capture(quiet, "The mobile app logs me out every day")
+    msg = card_message(quiet, fb.id)
+    block, el = next((b, e) for b in msg["blocks"] if b["type"] == "actions" for e in b["elements"]
+                     if e.get("action_id") == "triage.roadmap")  # fmt: skip
+    body = payload("slack_block_actions.json") | {"actions": [payloads.action(el, block)]}
+    body.update(payloads.card_click(msg, ("C0TRIAGE", "feedback-triage")))
+    with quiet.bot.deps.transaction() as session:
+        queries.hold(session=session, key="interaction:U0STAFF:lost", kind=Kind.INTERACTION, payload={"body": body},
+                     until=utcnow())  # fmt: skip
+    quiet.settle()
+    assert rows(quiet)[0].status == "roadmap"
+    assert outbox(quiet)["interaction:U0STAFF:lost"].status == "done"
