@@ -375,6 +375,13 @@ def _print_pipeline(fake: TimedFake, run: Run, waited: float, timeout: float) ->
         f"  lost: {len(lost)} (no receipt {len(no_receipt)}, no card {len(no_card)}; {settled}, waited {waited:.1f} s"
         f" after sending)   duplicated: {dup_cards} messages with >1 card, {dup_receipts} with >1 receipt"
     )
+    calls: dict[str, int] = defaultdict(int)
+    with fake._lock:
+        recorded = list(fake.calls)
+    for call in recorded:
+        calls[call.method if call.status == 200 else f"{call.method}[{call.status}]"] += 1
+    per = ", ".join(f"{m} {n}" for m, n in sorted(calls.items(), key=lambda kv: -kv[1]))
+    print(f"  Slack Web API calls for {len(acked) + 1} messages (warm-up included): {per}")
     if errors:
         print(f"  reactions.add ok:false answers: {errors}")
     if lost:

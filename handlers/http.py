@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import io
 import json
 import logging
+import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -22,6 +25,7 @@ from bot.runtime.health import health, readiness
 from bot.slack import payloads
 
 log = logging.getLogger(__name__)
+SOCKET_PING_SECONDS = 1.5
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
@@ -111,4 +115,43 @@ def socket_mode_handler(app: App, deps: Deps, app_token: str) -> Any:
                 resp = BoltResponse(status=200, body="")
             send_response(client, req, resp, start)
 
-    return AckingHandler(app, app_token)
+    # a ping every 1.5 s: a half-open connection (no pong for 6 s) is replaced within 10 s, not after a minute
+    handler = AckingHandler(app, app_token, ping_interval=SOCKET_PING_SECONDS)
+    handler.client.__class__ = _handover_client()
+    return handler
+
+
+def _handover_client() -> type:
+    """slack_sdk's client, but on a refresh the new connection takes over at once: slack_sdk keeps reading the old
+    socket until its pending read times out, so the first envelope on the new connection was acked after ~3 s,
+    past Slack's limit. Here the old socket is shut down (waking that read) and closed in the background."""
+    from slack_sdk.socket_mode.builtin import SocketModeClient
+    from slack_sdk.socket_mode.builtin.connection import Connection, ConnectionState
+
+    class HandoverClient(SocketModeClient):
+        def connect(self) -> None:
+            old_session, old_state = self.current_session, self.current_session_state
+            if self.wss_uri is None:
+                self.wss_uri = self.issue_new_wss_url()
+            session = Connection(
+                url=self.wss_uri, logger=self.logger, ping_interval=self.ping_interval,
+                trace_enabled=self.trace_enabled, all_message_trace_enabled=self.all_message_trace_enabled,
+                ping_pong_trace_enabled=self.ping_pong_trace_enabled, receive_buffer_size=self.receive_buffer_size,
+                proxy=self.proxy, proxy_headers=self.proxy_headers, on_message_listener=self._on_message,
+                on_error_listener=self._on_error, on_close_listener=self._on_close, ssl_context=self.web_client.ssl,
+            )  # fmt: skip
+            session.connect()
+            self.current_session, self.current_session_state = session, ConnectionState()
+            self.auto_reconnect_enabled = self.default_auto_reconnect_enabled
+            if old_state is not None:
+                old_state.terminated = True
+            if old_session is not None:  # wake the reader blocked on the old socket now, then close it properly
+                with contextlib.suppress(OSError, AttributeError):
+                    old_session.sock.shutdown(socket.SHUT_RDWR)  # type: ignore[union-attr]
+                threading.Thread(target=old_session.close, name="socket-close-old", daemon=True).start()
+            if not self.current_app_monitor_started:
+                self.current_app_monitor_started = True
+                self.current_app_monitor.start()
+            log.info("Socket Mode session established (session id: %s)", self.session_id())
+
+    return HandoverClient

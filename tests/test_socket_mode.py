@@ -20,6 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 SETTLE = 1.5  # three worker polls: long enough for a duplicate card or receipt to show up if one were coming
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _handshake_status(ws_url: str) -> int:
     """The HTTP status a WebSocket upgrade to `ws_url` gets (101 when it would connect)."""
     import http.client
@@ -41,6 +49,7 @@ class Running:
     fake: FakeSlack
     proc: subprocess.Popen[bytes]
     log: Path
+    port: int
 
     def wait(self, what: str, done: Callable[[], Any], timeout: float = 15.0) -> None:
         """Poll until `done()`, failing fast (with the bot's log) if the process dies or time runs out."""
@@ -60,6 +69,7 @@ class Running:
 def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """One `python app.py run` with only an app token and a bot token (no signing secret: Socket Mode needs none)."""
     tmp = tmp_path_factory.mktemp("socket_mode")
+    port = _free_port()
     with FakeSlack() as fake:
         for name, (uid, team, real) in USERS.items():
             fake.add_user(uid, name, team_id=team, real_name=real)
@@ -79,13 +89,13 @@ def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
         log = tmp / "bot.log"
         with log.open("wb") as out:  # a file, not a pipe: a full pipe would stall the bot mid-test
             proc = subprocess.Popen(
-                [sys.executable, "app.py", "run", "--host", "127.0.0.1", "--port", "0"],
+                [sys.executable, "app.py", "run", "--host", "127.0.0.1", "--port", str(port)],
                 cwd=ROOT,
                 env=env,
                 stdout=out,
                 stderr=out,
             )
-        bot = Running(fake, proc, log)
+        bot = Running(fake, proc, log, port)
         try:
             bot.wait("Socket Mode connection", fake.socket_connected.is_set, timeout=60)
             yield bot
@@ -176,3 +186,63 @@ def test_fake_speaks_socket_mode_to_slack_sdks_client_and_refreshes_connections(
             assert _handshake_status(str(old_url)) == 401, "a ticket opens one connection"
         finally:
             client.close()
+
+
+def test_health_and_readiness_are_served_in_socket_mode(running: Running) -> None:
+    import httpx
+
+    base = f"http://127.0.0.1:{running.port}"
+    running.wait("/readyz", lambda: httpx.get(f"{base}/readyz").status_code == 200)
+    ready = httpx.get(f"{base}/readyz").json()
+    assert ready == {"ready": True, "database": True, "slack_auth": True, "socket": True}
+    assert httpx.get(f"{base}/healthz").json()["ok"] is True
+
+
+def test_an_ack_across_a_refresh_takes_under_a_second(running: Running) -> None:
+    fake = running.fake
+    opens = len(fake.calls_to("apps.connections.open"))
+    fake.socket_send({"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "fake"}})
+    running.wait("a new connection", lambda: len(fake.calls_to("apps.connections.open")) > opens)
+    running.wait("connected", fake.socket_connected.is_set)
+    event = payload("slack_event_message_external.json")
+    msg = fake.post_as_user("C0SHARED", "U0CUST", "After the refresh: exports still drop a row")
+    event["event"].update(ts=msg["ts"], event_ts=msg["ts"], text=msg["text"])
+    event["event_id"] = "Ev0REFRESH1"
+    envelope = socket_envelope("events_api", event)
+    started = time.monotonic()
+    fake.socket_send(envelope)
+    fake.wait_for_ack(envelope["envelope_id"], timeout=5)
+    assert time.monotonic() - started < 1.0
+
+
+def test_a_half_open_connection_is_replaced_within_ten_seconds(running: Running) -> None:
+    fake = running.fake
+    opens = len(fake.calls_to("apps.connections.open"))
+    started = time.monotonic()
+    fake.socket_go_silent()  # no close frame, no pongs: only the client's own checks can notice
+    running.wait("a new connection", lambda: len(fake.calls_to("apps.connections.open")) > opens, timeout=20)
+    assert time.monotonic() - started < 10.5
+    running.wait("connected", fake.socket_connected.is_set)
+    event = payload("slack_event_message_external.json")
+    msg = fake.post_as_user("C0SHARED", "U0CUST", "After the drop: the dashboard is slow")
+    event["event"].update(ts=msg["ts"], event_ts=msg["ts"], text=msg["text"])
+    event["event_id"] = "Ev0AFTERDROP"
+    envelope = socket_envelope("events_api", event)
+    fake.socket_send(envelope)
+    fake.wait_for_ack(envelope["envelope_id"], timeout=3)
+
+
+def test_a_bad_app_token_exits_with_a_message_naming_it(tmp_path: Path) -> None:
+    with FakeSlack() as fake:
+        env = {
+            "PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "SLACK_BOT_TOKEN": "xoxb-test",
+            "SLACK_APP_TOKEN": "xoxb-not-an-app-token", "SLACK_API_URL": fake.url,
+            "FEEDBACK_TRIAGE_CHANNEL": "C0TRIAGE", "DATABASE_URL": f"sqlite:///{tmp_path / 'f.db'}",
+            "FEEDBACKBOT_CONFIG": str(tmp_path / "none.toml"), "FEEDBACK_SUGGESTIONS": "false",
+        }  # fmt: skip
+        done = subprocess.run(
+            [sys.executable, "app.py", "run", "--port", str(_free_port())],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 2
+    assert "SLACK_APP_TOKEN" in done.stderr and "Traceback" not in done.stderr

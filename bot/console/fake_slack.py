@@ -322,6 +322,10 @@ class FakeSlack:
         """Push one message (an envelope, or e.g. a `disconnect`) down the newest live Socket Mode connection."""
         self._socket.send(envelope)
 
+    def socket_go_silent(self) -> None:
+        """The newest Socket Mode connection goes half-open: no close frame, no pongs (a dropped network)."""
+        self._socket.go_silent()
+
     def wait_for_ack(self, envelope_id: str, timeout: float = 10.0) -> Json:
         """The client's ack for one envelope; Slack redelivers what is not acked within 3 seconds."""
         return self._socket.wait_for_ack(envelope_id, timeout)

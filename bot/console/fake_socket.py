@@ -72,6 +72,7 @@ class _Link:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock, self._lock = sock, threading.Lock()
+        self.silent = False
 
     def send(self, opcode: int, data: bytes) -> None:
         """Write one whole frame so concurrent senders never interleave bytes."""
@@ -100,6 +101,12 @@ class SocketMode:
         ticket = uuid.uuid4().hex
         self._tickets.add(ticket)
         return ticket
+
+    def go_silent(self) -> None:
+        """The newest connection turns half-open (no close frame, no pongs, no acks seen), as after a network drop."""
+        with self._lock:
+            if self._links:
+                self._links[-1].silent = True
 
     def drop_all(self) -> None:
         """Cut every live connection so FakeSlack.stop() never waits on a reader thread."""
@@ -165,6 +172,8 @@ class SocketMode:
         """Answer pings, record acks, echo a close; anything else a Socket Mode client sends is ignored."""
         while (frame := _ws_read(read)) is not None:
             opcode, data = frame
+            if link.silent:  # a half-open connection: the bytes go nowhere, nothing comes back
+                continue
             if opcode == _PING:
                 link.send(_PONG, data)
             elif opcode == _TEXT:
