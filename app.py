@@ -110,7 +110,7 @@ def create_app(
     deps = Deps(
         settings=settings, sessions=sessions, slack=SlackGateway(client), linear=linear, suggestions=suggestions
     )
-    worker = Worker(deps, jobs.OUTBOX, persistent=jobs.PERSISTENT)
+    worker = Worker(deps, jobs.OUTBOX, persistent=jobs.PERSISTENT, prepare=jobs.PREPARE)
     executor = TrackingExecutor()
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = App(  # its client has no token: each request's comes from `authorize`, which never calls Slack

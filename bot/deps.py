@@ -40,6 +40,10 @@ class Suggestions(Protocol):
         """Is `later` clearly a different request from `earlier`?"""
         ...
 
+    def embed_missing(self, feedback_ids: list[int]) -> int:
+        """Embeds the items that lack an embedding in one model call; returns how many."""
+        ...
+
 
 @dataclass
 class Deps:

@@ -6,7 +6,7 @@ from bot.capture import jobs as capture
 from bot.domain import Kind
 from bot.routing import jobs as routing
 from bot.runtime import inbox
-from bot.runtime.outbox import Handler
+from bot.runtime.outbox import Handler, Preparer
 from bot.triage import jobs as triage
 
 OUTBOX: dict[Kind, Handler] = {
@@ -20,5 +20,7 @@ OUTBOX: dict[Kind, Handler] = {
     Kind.LINEAR_LINK: routing.link,
     Kind.INTERACTION: inbox.replay,
 }
+# Run on a whole claimed batch of one kind before its rows run (one model call for many cards).
+PREPARE: dict[Kind, Preparer] = {Kind.CARD: triage.prepare, Kind.CARD_UPDATE: triage.prepare}
 # A deferred Slack event is a message someone wrote: it is retried until Slack answers, never given up.
 PERSISTENT: frozenset[Kind] = frozenset({Kind.EVENT})

@@ -197,3 +197,33 @@ def test_a_click_whose_process_died_after_the_ack_is_replayed(quiet: Console) ->
     quiet.settle()
     assert rows(quiet)[0].status == "roadmap"
     assert outbox(quiet)["interaction:U0STAFF:lost"].status == "done"
+
+
+def test_due_cards_are_embedded_in_one_model_call(bot: Console) -> None:
+    """A backlog of cards (here: queued while the model warmed up) is embedded in one model call."""
+    from bot.suggest.service import SuggestionService
+    from tests.conftest import shared_embedder
+
+    deps = bot.bot.deps
+    cold = SuggestionService(deps.settings, deps.sessions, shared_embedder())
+    deps.suggestions = cold
+    embedder = cold.embedder
+    sizes: list[int] = []
+    real = embedder.encode
+
+    def counting(texts: list[str]) -> object:  # a spy: the real model runs, we only count its calls
+        sizes.append(len(texts))
+        return real(texts)
+
+    for i in range(6):
+        send(bot, customer_message(bot, f"Exports of report {i} drop their last row when filtered"))
+    bot.settle(horizon=0)  # captured and receipted; the cards wait for the model
+    assert posts_to(bot, "C0TRIAGE") == []
+    cold.start().join()
+    embedder.encode = counting  # type: ignore[method-assign]
+    try:
+        bot.settle()
+    finally:
+        embedder.encode = real  # type: ignore[method-assign]
+    assert len(posts_to(bot, "C0TRIAGE")) == 6
+    assert max(sizes) > 1 and len(sizes) < 6, sizes

@@ -61,6 +61,7 @@ class Job:
 
 
 Handler = Callable[[Deps, Session, Job], dict[str, Any]]
+Preparer = Callable[[Deps, list[dict[str, Any]]], None]
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError
 
 from bot.deps import Deps
 from bot.domain import Kind
-from bot.runtime.outbox import Handler, MaybeSent, Permanent, Retry, begin, finish
+from bot.runtime.outbox import Handler, MaybeSent, Permanent, Preparer, Retry, begin, finish
 from storage import queries
 from storage.db import session_scope
 from storage.models import OutboxItem, OutboxStatus
@@ -43,9 +43,17 @@ def lane(item: OutboxItem) -> str:
 class Worker:
     """One per process; `drain()` is also called directly by tests and the console for determinism."""
 
-    def __init__(self, deps: Deps, handlers: Mapping[Kind, Handler], *, persistent: Collection[Kind] = ()):
+    def __init__(
+        self,
+        deps: Deps,
+        handlers: Mapping[Kind, Handler],
+        *,
+        persistent: Collection[Kind] = (),
+        prepare: Mapping[Kind, Preparer] | None = None,
+    ):
         self.deps = deps
         self.handlers = dict(handlers)
+        self.prepare = dict(prepare or {})
         self.persistent = frozenset(persistent)
         self.lease = timedelta(seconds=deps.settings.outbox_lease_seconds)
         self._pool = ThreadPoolExecutor(deps.settings.worker_concurrency, thread_name_prefix="outbox")
@@ -75,6 +83,10 @@ class Worker:
                         session=session, now=self.deps.now(), lease=self.lease, limit=free, first=PRIORITY
                     )
                     claimed = [(item.id, lane(item)) for item in items]
+                    batches: dict[str, list[dict[str, Any]]] = {}
+                    for item in items:
+                        batches.setdefault(item.kind, []).append(dict(item.payload or {}))
+                self._prepare(batches)
                 if claimed:
                     self._dispatch(claimed)
                     done += len(claimed)
@@ -84,6 +96,16 @@ class Worker:
                         return done
                     self._lanes_changed.wait(0.05)
         return done
+
+    def _prepare(self, batches: dict[str, list[dict[str, Any]]]) -> None:
+        """Batch work for a kind (one model call for many cards); a failure only loses the batching."""
+        for kind, payloads in batches.items():
+            prepare = self.prepare.get(Kind(kind)) if kind in set(Kind) else None
+            if prepare is not None and len(payloads) > 1:
+                try:
+                    prepare(self.deps, payloads)
+                except Exception:
+                    log.exception("preparing a batch of %s failed; its rows run one by one", kind)
 
     def _dispatch(self, claimed: list[tuple[int, str]]) -> None:
         """Queues each row on its lane; a lane not running yet gets a pool thread."""

@@ -161,6 +161,27 @@ class SuggestionService:
             suggester.index.add(fb.id, suggestion.embedding)
         return suggestion
 
+    def embed_missing(self, feedback_ids: list[int]) -> int:
+        """One model call for many items (the worker batches due cards): read, embed outside any transaction,
+        then store only where no embedding appeared meanwhile."""
+        if self.state != "ready" or not feedback_ids:
+            return 0
+        with session_scope(self.sessions) as session:
+            todo = {
+                fb.id: fb.text
+                for i in feedback_ids
+                if (fb := queries.feedback_by_id(session=session, feedback_id=i)) and fb.embedding is None and fb.text
+            }
+        if len(todo) < 2:  # one text gains nothing from a batch; the card embeds it as before
+            return 0
+        vectors = self.embedder.encode(list(todo.values()))
+        with session_scope(self.sessions) as session:
+            for feedback_id, vec in zip(todo, vectors, strict=True):
+                fb = queries.feedback_by_id(session=session, feedback_id=feedback_id)
+                if fb is not None and fb.embedding is None:
+                    fb.embedding = to_blob(vec)
+        return len(todo)
+
     def distinct(self, earlier: str, later: str, *, confidence: float = 0.8, similarity: float = 0.5) -> bool:
         """Is `later` clearly a different request from `earlier`: its own type with high confidence, and
         unlike it? False while the model is not ready (a burst then stays one item)."""

@@ -106,3 +106,9 @@ def audit(deps: Deps, session: Session, job: Job) -> dict[str, Any]:
             thread_ts=fb.card_ts,
         )  # fmt: skip
     return {"ts": ts}
+
+
+def prepare(deps: Deps, payloads: list[dict[str, Any]]) -> None:
+    """Before a batch of due cards runs: embed all their texts in one model call instead of one each."""
+    if deps.suggestions is not None:
+        deps.suggestions.embed_missing([int(p["feedback_id"]) for p in payloads if "feedback_id" in p])
