@@ -112,6 +112,9 @@ def create_app(
     )
     worker = Worker(deps, jobs.OUTBOX, persistent=jobs.PERSISTENT, prepare=jobs.PREPARE)
     executor = TrackingExecutor()
+    bolt_log = logging.getLogger("slack_bolt.App")
+    if not any(isinstance(f, middleware.QuietTokenWarning) for f in bolt_log.filters):
+        bolt_log.addFilter(middleware.QuietTokenWarning())
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
     app = App(  # its client has no token: each request's comes from `authorize`, which never calls Slack
         client=WebClient(base_url=settings.slack_api_url, timeout=timeout),
@@ -152,6 +155,7 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     bot.worker.start()
     gc.collect()
     gc.freeze()  # start-up objects leave the collector's generations: fewer, shorter pauses on the ack path
+    sys.setswitchinterval(0.001)  # request threads get the interpreter back sooner from busy worker threads
     from waitress.server import create_server
 
     connected = (lambda: bool(socket.client.is_connected())) if socket is not None else None

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Self, cast
 
 from sqlalchemy import MetaData, create_engine, event
 from sqlalchemy.engine import Engine
@@ -41,10 +43,106 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.close()
 
 
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
+class _Gate:
+    """One writer at a time, handed over at once; writers marked urgent (the acks) go before the others."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._busy = False
+        self._urgent_waiting = 0
+
+    def acquire(self, *, urgent: bool, timeout: float) -> bool:
+        with self._cond:
+            self._urgent_waiting += urgent
+            try:
+                free = self._cond.wait_for(lambda: not self._busy and (urgent or not self._urgent_waiting), timeout)
+                self._busy = self._busy or free
+                return free
+            finally:
+                self._urgent_waiting -= urgent
+
+    def release(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
+
+
+_URGENT = threading.local()
+
+
+@contextmanager
+def urgent() -> Iterator[None]:
+    """Writes in this block go first on SQLite (the store-before-ack write: someone is waiting for the answer)."""
+    _URGENT.on = True
+    try:
+        yield
+    finally:
+        _URGENT.on = False
+
+
+class _GatedCursor(sqlite3.Cursor):
+    def execute(self, sql: str, parameters: Any = (), /) -> Self:
+        cast(_GatedConnection, self.connection).enter(sql)
+        return super().execute(sql, parameters)
+
+    def executemany(self, sql: str, seq: Any, /) -> Self:
+        cast(_GatedConnection, self.connection).enter(sql)
+        return super().executemany(sql, seq)
+
+
+class _GatedConnection(sqlite3.Connection):
+    """SQLite connections whose writers queue on one in-process lock, taken at a transaction's first write and
+    released at its commit or rollback. SQLite's own busy handler makes a waiting writer sleep in growing steps
+    (up to 100 ms) however soon the lock frees, which was the ack path's tail under load; this queue hands over at
+    once. A writer that cannot get the gate in 10 s (never seen) falls back to SQLite's own waiting."""
+
+    gate: _Gate  # one per engine: set by _gated()
+    writing = False
+
+    def cursor(self, factory: Any = _GatedCursor) -> Any:
+        return super().cursor(factory)
+
+    def enter(self, sql: str) -> None:
+        if not self.writing and sql.lstrip()[:7].upper().startswith(_WRITES):
+            self.writing = self.gate.acquire(urgent=bool(getattr(_URGENT, "on", False)), timeout=10)
+
+    def leave(self) -> None:
+        if self.writing:
+            self.writing = False
+            self.gate.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.leave()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.leave()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.leave()
+
+
+def _gated() -> type[_GatedConnection]:
+    """A connection class with its own gate: one writer queue per engine (per database)."""
+    return type("GatedConnection", (_GatedConnection,), {"gate": _Gate()})
+
+
 def make_engine(url: str) -> Engine:
-    """One engine per process; SQLite gets WAL and thread sharing, PostgreSQL a pool."""
+    """One engine per process; SQLite gets WAL, thread sharing and one writer queue, PostgreSQL a pool."""
     if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10})
+        factory = _gated()
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10, "factory": factory})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql://"):

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 
+import numpy as np
 import pytest
 
 from bot.console import payloads
@@ -50,12 +51,15 @@ def test_a_stalled_slack_call_holds_no_lock_and_stalls_no_other_item(quiet: Cons
         assert send(quiet, env) == 200
         acks.append(time.monotonic() - started)
     assert max(acks) < 1.0, f"acks waited on a lock: {acks}"
-    deadline = time.monotonic() + 8
-    while time.monotonic() < deadline and len(rows(quiet)) < 11:
+
+    def receipts() -> int:
+        return len([c for c in quiet.fake.calls_to("reactions.add") if c.response.get("ok")])
+
+    deadline = time.monotonic() + 8  # still inside the 11 s hang
+    while time.monotonic() < deadline and (len(rows(quiet)) < 11 or receipts() < 10):
         threading.Event().wait(0.1)
     assert len(rows(quiet)) == 11, "captures went on while the card hung"
-    receipts = [c for c in quiet.fake.calls_to("reactions.add") if c.response.get("ok")]
-    assert len(receipts) >= 10, "receipts are not stuck behind the hung card"
+    assert receipts() >= 10, "receipts are not stuck behind the hung card"
     drainer.join(timeout=20)
     quiet.settle(horizon=12)  # the hung post timed out (5 s); its retry looks for it 10 s later, finds it landed
     keys = [m["metadata"]["event_payload"]["key"] for m in quiet.fake.messages("C0TRIAGE") if m.get("metadata")]
@@ -66,9 +70,14 @@ def test_receipts_go_out_before_queued_cards(quiet: Console) -> None:
     for i in range(12):
         send(quiet, customer_message(quiet, f"Backlog item {i}: the dashboard never finishes loading"))
     quiet.settle()
-    calls = [c.method for c in quiet.fake.calls if c.method in {"reactions.add", "chat.postMessage"}]
-    first_card = calls.index("chat.postMessage")
-    assert calls[:first_card].count("reactions.add") >= 8, calls
+    order: dict[str, list[str]] = {}
+    for c in quiet.fake.calls:
+        if c.method == "reactions.add":
+            order.setdefault(c.args["timestamp"], []).append("receipt")
+        elif c.method == "chat.postMessage" and c.args.get("channel") == "C0TRIAGE":
+            ts = str(c.args["blocks"][1]["elements"][0]["text"]).split("/p")[1][:16]
+            order.setdefault(f"{ts[:10]}.{ts[10:]}", []).append("card")
+    assert len(order) == 12 and all(seq == ["receipt", "card"] for seq in order.values()), order
 
 
 def test_a_slack_outage_page_is_logged_as_one_line(quiet: Console, caplog: pytest.LogCaptureFixture) -> None:
@@ -211,7 +220,7 @@ def test_due_cards_are_embedded_in_one_model_call(bot: Console) -> None:
     sizes: list[int] = []
     real = embedder.encode
 
-    def counting(texts: list[str]) -> object:  # a spy: the real model runs, we only count its calls
+    def counting(texts: list[str]) -> np.ndarray:  # a spy: the real model runs, we only count its calls
         sizes.append(len(texts))
         return real(texts)
 

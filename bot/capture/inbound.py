@@ -17,6 +17,7 @@ from bot.slack.ids import Field
 from bot.slack.kit import MODAL_TEXT_LIMIT, escape, truncate, unescape
 from bot.slack.payloads import read_state
 from storage import queries
+from storage.db import urgent
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,7 @@ def accept_event(deps: Deps, envelope: dict[str, Any]) -> bool:
     # Slack, but cheap to guard) apart
     digest = hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()[:12]
     key = f"event:{events.message_ref(event)}:{envelope.get('event_id') or event.get('event_ts')}:{digest}"
-    with deps.transaction() as session:
+    with urgent(), deps.transaction() as session:
         queries.enqueue(session=session, key=key, kind=Kind.EVENT, payload={"envelope": envelope})
     return True
 

@@ -42,7 +42,7 @@ def hydrate(deps: Deps, session: Session, job: Job) -> dict[str, Any]:
     channel, ts = _message_of(fb)
     with slack_errors():
         msg = deps.slack.fetch_message(channel, ts)
-        fb.permalink = fb.permalink or deps.slack.permalink(channel, ts)
+        fb.permalink = fb.permalink or deps.slack.message_link(channel, ts, (msg or {}).get("thread_ts"))
     if msg is None:
         detail = {"reason": "message not found"}
         queries.add_event(session=session, feedback=fb, kind="hydrate_failed", actor=None, detail=detail)

@@ -16,6 +16,7 @@ from bot.deps import Deps
 from bot.domain import Kind
 from bot.runtime.outbox import Job, Permanent
 from storage import queries
+from storage.db import urgent
 
 log = logging.getLogger(__name__)
 HOLD = timedelta(seconds=30)  # handling a click takes a second or two; after a crash the worker replays it
@@ -46,7 +47,7 @@ def held(deps: Deps, body: dict[str, Any], *, replay: bool = False) -> Iterator[
         yield True
         return
     key = key_of(body)
-    with deps.transaction() as session:
+    with urgent(), deps.transaction() as session:
         fresh = queries.hold(session=session, key=key, kind=Kind.INTERACTION, payload={"body": body},
                              until=deps.now() + HOLD)  # fmt: skip
     error: str | None = None

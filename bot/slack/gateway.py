@@ -186,6 +186,15 @@ class SlackGateway:
             found = [m for m in replies.get("messages", []) if m.get("ts") == ts]
         return dict(found[0]) if found else None
 
+    def message_link(self, channel: str, ts: str, thread_ts: str | None = None) -> str | None:
+        """A message's permalink built from the workspace URL (auth.test), as chat.getPermalink would return it,
+        without a call per message; asks Slack only when the URL is not known."""
+        base = str((self._auth or {}).get("url") or "")
+        if not base.startswith("https://"):
+            return self.permalink(channel, ts)
+        link = f"{base.rstrip('/')}/archives/{channel}/p{ts.replace('.', '')}"
+        return link + (f"?thread_ts={thread_ts}&cid={channel}" if thread_ts and thread_ts != ts else "")
+
     def permalink(self, channel: str, ts: str) -> str | None:
         """A link back to the customer's words; missing is tolerable."""
         try:

@@ -74,7 +74,7 @@ def card(deps: Deps, session: Session, job: Job) -> dict[str, Any]:
                 "triage cards are internal, so none is posted there"
             )
         if not fb.permalink and fb.channel_id and fb.message_ts:
-            fb.permalink = deps.slack.permalink(fb.channel_id, fb.message_ts)
+            fb.permalink = deps.slack.message_link(fb.channel_id, fb.message_ts, fb.thread_ts)
     with slack_errors(posting=True):
         text, card_blocks = _render(deps, session, fb, note)
         ts = deps.slack.post_once(channel, text, key=job.key, reconcile_since=job.reconcile_since, blocks=card_blocks)
