@@ -198,17 +198,22 @@ def test_health_and_readiness_are_served_in_socket_mode(running: Running) -> Non
     assert httpx.get(f"{base}/healthz").json()["ok"] is True
 
 
+def _customer_envelope(fake: FakeSlack, text: str, event_id: str) -> dict[str, Any]:
+    """The documented external-message event, for a message posted into the fake, in a Socket Mode envelope."""
+    event = payload("slack_event_message_external.json")
+    msg = fake.post_as_user("C0SHARED", "U0CUST", text)
+    event["event"].update(ts=msg["ts"], event_ts=msg["ts"], text=msg["text"])
+    event["event_id"] = event_id
+    return socket_envelope("events_api", event)
+
+
 def test_an_ack_across_a_refresh_takes_under_a_second(running: Running) -> None:
     fake = running.fake
     opens = len(fake.calls_to("apps.connections.open"))
     fake.socket_send({"type": "disconnect", "reason": "refresh_requested", "debug_info": {"host": "fake"}})
     running.wait("a new connection", lambda: len(fake.calls_to("apps.connections.open")) > opens)
     running.wait("connected", fake.socket_connected.is_set)
-    event = payload("slack_event_message_external.json")
-    msg = fake.post_as_user("C0SHARED", "U0CUST", "After the refresh: exports still drop a row")
-    event["event"].update(ts=msg["ts"], event_ts=msg["ts"], text=msg["text"])
-    event["event_id"] = "Ev0REFRESH1"
-    envelope = socket_envelope("events_api", event)
+    envelope = _customer_envelope(fake, "After the refresh: exports still drop a row", "Ev0REFRESH1")
     started = time.monotonic()
     fake.socket_send(envelope)
     fake.wait_for_ack(envelope["envelope_id"], timeout=5)
@@ -223,11 +228,7 @@ def test_a_half_open_connection_is_replaced_within_ten_seconds(running: Running)
     running.wait("a new connection", lambda: len(fake.calls_to("apps.connections.open")) > opens, timeout=20)
     assert time.monotonic() - started < 10.5
     running.wait("connected", fake.socket_connected.is_set)
-    event = payload("slack_event_message_external.json")
-    msg = fake.post_as_user("C0SHARED", "U0CUST", "After the drop: the dashboard is slow")
-    event["event"].update(ts=msg["ts"], event_ts=msg["ts"], text=msg["text"])
-    event["event_id"] = "Ev0AFTERDROP"
-    envelope = socket_envelope("events_api", event)
+    envelope = _customer_envelope(fake, "After the drop: the dashboard is slow", "Ev0AFTERDROP")
     fake.socket_send(envelope)
     fake.wait_for_ack(envelope["envelope_id"], timeout=3)
 
