@@ -79,7 +79,8 @@ class Bot:
 
 def _migrated(settings: Settings, migrate_db: bool) -> Any:
     """The engine, at the code's schema head (or a clear refusal with --no-migrate)."""
-    engine = make_engine(settings.database_url)
+    # per worker thread a job's session and the transaction it opens; listeners, HTTP threads and helpers besides
+    engine = make_engine(settings.database_url, pool_size=2 * settings.worker_concurrency + 24)
     if migrate_db:
         migrate.upgrade(engine)
     elif migrate.current(engine) != migrate.head():

@@ -292,6 +292,8 @@ def _bot_env(fake: FakeSlack, tmp: Path, model: bool) -> dict[str, str]:
     }  # fmt: skip
     if model:  # keep the caller's model cache settings, if any
         env.update({k: v for k, v in os.environ.items() if k.startswith(("HF_", "TRANSFORMERS_", "SENTENCE_"))})
+    tuning = ("WORKER_", "OUTBOX_", "SLACK_TIMEOUT", "FEEDBACK_EMBED_")  # settings to compare, e.g. WORKER_CONCURRENCY
+    env.update({k: v for k, v in os.environ.items() if k.startswith(tuning)})
     return env
 
 

@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     linear_labels: dict[str, str] = Field(default_factory=dict)
     outbox_max_attempts: int = 8
     worker_poll_seconds: float = 0.5
-    worker_concurrency: int = Field(default=8, ge=1, le=64)
+    worker_concurrency: int = Field(default=16, ge=1, le=64)
     outbox_lease_seconds: float = Field(default=15.0, ge=2.0)
     slack_timeout_seconds: float = Field(default=5.0, gt=0)
     linear_timeout_seconds: float = Field(default=10.0, gt=0)

@@ -138,16 +138,23 @@ def _gated() -> type[_GatedConnection]:
     return type("GatedConnection", (_GatedConnection,), {"gate": _Gate()})
 
 
-def make_engine(url: str) -> Engine:
-    """One engine per process; SQLite gets WAL, thread sharing and one writer queue, PostgreSQL a pool."""
+def make_engine(url: str, *, pool_size: int = 15) -> Engine:
+    """One engine per process; SQLite gets WAL, thread sharing and one writer queue, PostgreSQL a pool. The pool
+    must cover every thread that may hold a connection at once (a job's session plus the service transaction it
+    opens), or threads wait out the pool timeout."""
     if url.startswith("sqlite"):
         factory = _gated()
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 10, "factory": factory})
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 10, "factory": factory},
+            pool_size=pool_size,
+            max_overflow=pool_size,
+        )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
