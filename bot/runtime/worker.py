@@ -16,10 +16,11 @@ from datetime import timedelta
 from typing import Any
 
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
 
 from bot.deps import Deps
 from bot.domain import Kind
-from bot.runtime.outbox import Handler, MaybeSent, Permanent, Preparer, Retry, begin, finish
+from bot.runtime.outbox import Handler, Job, MaybeSent, Permanent, Preparer, Retry, begin, finish
 from storage import queries
 from storage.db import session_scope
 from storage.models import OutboxItem, OutboxStatus
@@ -62,7 +63,7 @@ class Worker:
         self._drain_lock = threading.Lock()
         self._inflight: set[int] = set()
         self._inflight_lock = threading.Lock()
-        self._lanes: dict[str, deque[int]] = {}
+        self._lanes: dict[str, deque[Job]] = {}
         self._lanes_changed = threading.Condition()
         self._queued = 0
         self._slots = deps.settings.worker_concurrency * 2  # rows claimed ahead of the pool, at most
@@ -82,7 +83,7 @@ class Worker:
                     items = queries.claim_due(
                         session=session, now=self.deps.now(), lease=self.lease, limit=free, first=PRIORITY
                     )
-                    claimed = [(item.id, lane(item)) for item in items]
+                    claimed = [(begin(item), lane(item)) for item in items]  # marked in flight in the claim
                     batches: dict[str, list[dict[str, Any]]] = {}
                     for item in items:
                         batches.setdefault(item.kind, []).append(dict(item.payload or {}))
@@ -107,16 +108,16 @@ class Worker:
                 except Exception:
                     log.exception("preparing a batch of %s failed; its rows run one by one", kind)
 
-    def _dispatch(self, claimed: list[tuple[int, str]]) -> None:
+    def _dispatch(self, claimed: list[tuple[Job, str]]) -> None:
         """Queues each row on its lane; a lane not running yet gets a pool thread."""
-        self._track(add=[item_id for item_id, _ in claimed])
+        self._track(add=[job.item_id for job, _ in claimed])
         with self._lanes_changed:
-            for item_id, name in claimed:
+            for job, name in claimed:
                 self._queued += 1
                 if name in self._lanes:
-                    self._lanes[name].append(item_id)
+                    self._lanes[name].append(job)
                 else:
-                    self._lanes[name] = deque([item_id])
+                    self._lanes[name] = deque([job])
                     self._pool.submit(self._run_lane, name)
 
     def _run_lane(self, name: str) -> None:
@@ -127,16 +128,16 @@ class Worker:
                     del self._lanes[name]
                     self._lanes_changed.notify_all()
                     return
-                item_id = queue.popleft()
+                job = queue.popleft()
             try:
                 if self._stop.is_set():
-                    self._release(item_id)
+                    self._release(job.item_id)
                 else:
-                    self._run_one(item_id)
+                    self._run_one(job)
             except Exception:  # the database itself failed: the lease expires and the row is retried
-                log.exception("outbox row %s could not be run or recorded", item_id)
+                log.exception("outbox row %s could not be run or recorded", job.item_id)
             finally:
-                self._track(remove=[item_id])
+                self._track(remove=[job.item_id])
                 with self._lanes_changed:
                     self._queued -= 1
                     self._lanes_changed.notify_all()
@@ -151,20 +152,19 @@ class Worker:
         with session_scope(self.deps.sessions) as session:
             queries.release_leases(session=session, ids=[item_id], now=self.deps.now())
 
-    def _run_one(self, item_id: int) -> None:
-        with session_scope(self.deps.sessions) as session:
-            item = session.get(OutboxItem, item_id)
-            if item is None or item.status != OutboxStatus.SENDING:
-                return
-            job = begin(item)
+    def _run_one(self, job: Job) -> None:
+        """The handler's writes and the row's outcome commit together; a failure rolls the writes back and
+        records the outcome on its own."""
         handler = self.handlers.get(Kind(job.kind)) if job.kind in set(Kind) else None
-        result: dict[str, Any] | None = None
         error: Exception | None = None
         try:
             with session_scope(self.deps.sessions) as session, session.no_autoflush:
                 if handler is None:
                     raise Permanent(f"no handler for outbox kind {job.kind!r}")
                 result = handler(self.deps, session, job)  # writes flush at commit, after the network calls
+                refused = Permanent(str(result["failed"])) if result and result.get("failed") else None
+                self._finish(session, job, result, refused)  # a refusal's state change commits with it
+            return
         except (Retry, Permanent) as exc:
             error = exc
         except DBAPIError as exc:  # e.g. locked or unreachable database, possibly after a successful send
@@ -173,18 +173,18 @@ class Worker:
         except Exception as exc:
             log.exception("outbox %s crashed", job.key)
             error = Permanent(f"internal error: {exc}")
-        if error is None and result and result.get("failed"):  # a refusal whose state change was committed
-            error = Permanent(str(result["failed"]))
         with session_scope(self.deps.sessions) as session:
-            item = session.get(OutboxItem, item_id)
-            if item is not None:
-                # persistent kinds (deferred Slack events) must outlive any outage: capped at 10 min apart
-                persistent = job.kind in self.persistent
-                limit = NEVER_GIVE_UP_ATTEMPTS if persistent else self.deps.settings.outbox_max_attempts
-                finish(
-                    item, now=self.deps.now(), result=result, error=error, max_attempts=limit,
-                    in_flight=job.crashed_mid_send,
-                )  # fmt: skip
+            self._finish(session, job, None, error)
+
+    def _finish(self, session: Session, job: Job, result: dict[str, Any] | None, error: Exception | None) -> None:
+        item = session.get(OutboxItem, job.item_id)
+        if item is not None and item.status == OutboxStatus.SENDING:
+            # persistent kinds (deferred Slack events) must outlive any outage: capped at 10 min apart
+            limit = NEVER_GIVE_UP_ATTEMPTS if job.kind in self.persistent else self.deps.settings.outbox_max_attempts
+            finish(
+                item, now=self.deps.now(), result=result, error=error, max_attempts=limit,
+                in_flight=job.crashed_mid_send,
+            )  # fmt: skip
 
     def renew_leases(self) -> int:
         """Extends the leases of rows still in flight, so a slow call is not mistaken for a dead process."""
