@@ -92,7 +92,12 @@ def _migrated(settings: Settings, migrate_db: bool) -> Any:
 
 
 def create_app(
-    settings: Settings, *, migrate_db: bool = True, socket_mode: bool = False, embedder: Embedder | None = None
+    settings: Settings,
+    *,
+    migrate_db: bool = True,
+    socket_mode: bool = False,
+    embedder: Embedder | None = None,
+    model: bool = True,
 ) -> Bot:
     """Builds engine, adapters, model, worker and the Bolt app; no module-level state."""
     sessions = make_sessionmaker(_migrated(settings, migrate_db))
@@ -105,7 +110,7 @@ def create_app(
         if key and settings.linear_ready()
         else None
     )
-    suggestions = SuggestionService(settings, sessions, embedder) if settings.feedback_suggestions else None
+    suggestions = SuggestionService(settings, sessions, embedder) if settings.feedback_suggestions and model else None
     if suggestions:
         suggestions.start()
     deps = Deps(
@@ -113,11 +118,20 @@ def create_app(
     )
     worker = Worker(deps, jobs.OUTBOX, persistent=jobs.PERSISTENT, prepare=jobs.PREPARE)
     executor = TrackingExecutor()
+    app = _bolt(deps, executor, token, timeout, socket_mode=socket_mode)
+    deps.redeliver = functools.partial(replay.interaction, deps)
+    return Bot(app=app, deps=deps, worker=worker, executor=executor, suggestions=suggestions)
+
+
+def _bolt(deps: Deps, executor: TrackingExecutor, token: str | None, timeout: int, *, socket_mode: bool) -> App:
+    """The Bolt app with every listener; its client has no token: each request's comes from `authorize`, which
+    never calls Slack."""
     bolt_log = logging.getLogger("slack_bolt.App")
     if not any(isinstance(f, middleware.QuietTokenWarning) for f in bolt_log.filters):
         bolt_log.addFilter(middleware.QuietTokenWarning())
+    settings = deps.settings
     secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None
-    app = App(  # its client has no token: each request's comes from `authorize`, which never calls Slack
+    app = App(
         client=WebClient(base_url=settings.slack_api_url, timeout=timeout),
         signing_secret=secret or ("socket-mode" if socket_mode else None),
         process_before_response=False,
@@ -127,13 +141,12 @@ def create_app(
         ignoring_self_events_enabled=True,
     )
     handlers.register(app, deps)
-    deps.redeliver = functools.partial(replay.interaction, deps)
-    return Bot(app=app, deps=deps, worker=worker, executor=executor, suggestions=suggestions)
+    return app
 
 
 def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     socket_mode = settings.slack_app_token is not None
-    missing = settings.missing_slack_settings(socket_mode=socket_mode)
+    missing = settings.missing_slack_settings(socket_mode=socket_mode or args.role == "worker")
     if missing:
         print(
             f"feedbackbot run: missing settings: {', '.join(missing)}.\n"
@@ -141,31 +154,44 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    bot = create_app(settings, migrate_db=not args.no_migrate, socket_mode=socket_mode)
+    if args.role == "web":  # the model belongs to the worker; corrections reach it through the outbox
+        bot = create_app(settings, migrate_db=not args.no_migrate, socket_mode=socket_mode, model=False)
+    else:
+        bot = create_app(settings, migrate_db=not args.no_migrate, socket_mode=socket_mode)
     stop = threading.Event()
     threading.Thread(target=bot.deps.slack.warm_up, args=(stop,), name="slack-warm-up", daemon=True).start()
     socket = None
-    if settings.slack_app_token is not None:
-        socket = socket_mode_handler(bot.app, bot.deps, settings.slack_app_token.get_secret_value())
-        try:
-            socket.connect()
-        except Exception as exc:  # apps.connections.open refused the token, or Slack is unreachable
-            print(f"feedbackbot run: Socket Mode could not connect with SLACK_APP_TOKEN: {exc}", file=sys.stderr)
+    if settings.slack_app_token is not None and args.role != "worker":
+        socket = _connect(bot, settings.slack_app_token.get_secret_value())
+        if socket is None:
             return 2
-        log.info("Socket Mode connected; /healthz and /readyz on %s:%d", args.host, args.port)
-    bot.worker.start()
+    if args.role != "web":
+        bot.worker.start()
     gc.collect()
     gc.freeze()  # start-up objects leave the collector's generations: fewer, shorter pauses on the ack path
     sys.setswitchinterval(0.001)  # request threads get the interpreter back sooner from busy worker threads
     from waitress.server import create_server
 
     connected = (lambda: bool(socket.client.is_connected())) if socket is not None else None
-    server = create_server(make_wsgi(bot.app, bot.deps, connected), host=args.host, port=args.port, threads=8)
+    wsgi = make_wsgi(bot.app, bot.deps, connected, events=args.role != "worker")
+    server = create_server(wsgi, host=args.host, port=args.port, threads=8)
     signal.signal(signal.SIGTERM, lambda *_: _shutdown(bot, server, socket, stop))
     signal.signal(signal.SIGINT, lambda *_: _shutdown(bot, server, socket, stop))
     log.info("serving HTTP on %s:%d", args.host, args.port)
     server.run()
     return 0
+
+
+def _connect(bot: Bot, app_token: str) -> Any:
+    """The Socket Mode connection, or None (after saying why) when Slack refuses the app token."""
+    socket = socket_mode_handler(bot.app, bot.deps, app_token)
+    try:
+        socket.connect()
+    except Exception as exc:  # apps.connections.open refused the token, or Slack is unreachable
+        print(f"feedbackbot run: Socket Mode could not connect with SLACK_APP_TOKEN: {exc}", file=sys.stderr)
+        return None
+    log.info("Socket Mode connected")
+    return socket
 
 
 def _shutdown(bot: Bot, server: Any, socket: Any, stop: threading.Event) -> None:
@@ -236,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--port", type=int, default=3000)
     run.add_argument("--host", default="0.0.0.0")
     run.add_argument("--no-migrate", action="store_true", help="refuse to start if the database is behind")
+    run.add_argument(
+        "--role",
+        choices=["all", "web", "worker"],
+        default="all",
+        help="all: one process; web: take Slack's requests (store, ack) only; worker: drain the outbox only",
+    )
     run.set_defaults(fn=_cmd_run)
     db = sub.add_parser("db", help="database migrations")
     db.add_argument("action", choices=["upgrade", "current"])

@@ -292,7 +292,13 @@ def _bot_env(fake: FakeSlack, tmp: Path, model: bool) -> dict[str, str]:
     }  # fmt: skip
     if model:  # keep the caller's model cache settings, if any
         env.update({k: v for k, v in os.environ.items() if k.startswith(("HF_", "TRANSFORMERS_", "SENTENCE_"))})
-    tuning = ("WORKER_", "OUTBOX_", "SLACK_TIMEOUT", "FEEDBACK_EMBED_")  # settings to compare, e.g. WORKER_CONCURRENCY
+    tuning = (
+        "WORKER_",
+        "OUTBOX_",
+        "SLACK_TIMEOUT",
+        "FEEDBACK_EMBED_",
+        "DATABASE_URL",
+    )  # settings to compare, e.g. WORKER_CONCURRENCY
     env.update({k: v for k, v in os.environ.items() if k.startswith(tuning)})
     return env
 
@@ -320,11 +326,21 @@ def bench_ours(fake: TimedFake, args: argparse.Namespace, tmp: Path) -> Run:
     )
     print(f"load average at start: {_load()}")
     cmd = [sys.executable, "app.py", "run", "--host", "127.0.0.1", "--port", str(port)]
+    worker: Process | None = None
+    if args.split:
+        cmd += ["--role", "web"]
+        print("(split: `run --role web` takes the requests, `run --role worker` drains the outbox)")
     bot = Process(cmd, _bot_env(fake, tmp, args.model), tmp / "bot.log")
     base = f"http://127.0.0.1:{port}"
     try:
         started = time.monotonic()
         _wait_http(f"{base}/healthz", 120, bot)
+        if args.split:  # after the web process has migrated the database
+            env = _bot_env(fake, tmp, args.model) | {"WORKER_POLL_SECONDS": "0.05"}
+            worker_port = _free_port()
+            worker_cmd = [sys.executable, "app.py", "run", "--role", "worker", "--host", "127.0.0.1"]
+            worker = Process([*worker_cmd, "--port", str(worker_port)], env, tmp / "worker.log")
+            _wait_http(f"http://127.0.0.1:{worker_port}/healthz", 120, worker)
         if args.model:
             _wait_http(f"{base}/healthz", args.model_timeout, bot, lambda h: h.get("suggestions") == "ready")
         print(f"started in {time.monotonic() - started:.1f} s")
@@ -340,6 +356,8 @@ def bench_ours(fake: TimedFake, args: argparse.Namespace, tmp: Path) -> Run:
         print(f"load average at end: {_load()}")
     finally:
         code = bot.stop()
+        if worker is not None:
+            print(f"worker peak RSS (VmHWM): {worker.peak_rss_mb():.1f} MB, exit code {worker.stop()}")
     print(f"bot exit code after SIGTERM: {code}")
     _print_log_problems(bot.log)
     return run
@@ -456,6 +474,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model-timeout", type=float, default=600.0, help="max seconds to wait for the model")
     p.add_argument("--request-timeout", type=float, default=10.0, help="HTTP timeout for one event")
     p.add_argument("--skip-bare", action="store_true", help="do not run the bare Bolt comparison")
+    p.add_argument("--split", action="store_true", help="run our bot as `--role web` plus `--role worker`")
     p.add_argument("--peer-serve", type=int, metavar="PORT", help=argparse.SUPPRESS)
     p.add_argument("--peer-slack-url", help=argparse.SUPPRESS)
     args = p.parse_args(argv)

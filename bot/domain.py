@@ -69,6 +69,7 @@ class Kind(StrEnum):
     LINEAR_CREATE = "linear.create"
     LINEAR_LINK = "linear.link"
     INTERACTION = "interaction"
+    LEARN = "learn"
 
 
 IMPACTS = ("High", "Medium", "Low")

@@ -19,6 +19,7 @@ OUTBOX: dict[Kind, Handler] = {
     Kind.LINEAR_CREATE: routing.create,
     Kind.LINEAR_LINK: routing.link,
     Kind.INTERACTION: inbox.replay,
+    Kind.LEARN: triage.learn,
 }
 # Run on a whole claimed batch of one kind before its rows run (one model call for many cards).
 PREPARE: dict[Kind, Preparer] = {Kind.CARD: triage.prepare, Kind.CARD_UPDATE: triage.prepare}

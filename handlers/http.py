@@ -57,7 +57,9 @@ def _answer_unhandled(start: StartResponse) -> StartResponse:
     return wrapped
 
 
-def make_wsgi(app: App, deps: Deps, socket_connected: Callable[[], bool] | None = None) -> WSGIApp:
+def make_wsgi(
+    app: App, deps: Deps, socket_connected: Callable[[], bool] | None = None, *, events: bool = True
+) -> WSGIApp:
     """Signature first, then shape, then Bolt; a malformed signed body is a 400, our own failure a 500."""
     bolt = SlackRequestHandler(app)
     secret = deps.settings.slack_signing_secret.get_secret_value() if deps.settings.slack_signing_secret else ""
@@ -69,7 +71,7 @@ def make_wsgi(app: App, deps: Deps, socket_connected: Callable[[], bool] | None 
         if path == "/readyz" and method == "GET":
             ready = readiness(deps, socket_connected)
             return _respond(start, "200 OK" if ready["ready"] else "503 Service Unavailable", ready)
-        if path != "/slack/events" or method != "POST":
+        if path != "/slack/events" or method != "POST" or not events:  # a worker-only process serves health only
             return _respond(start, "404 Not Found", {"ok": False, "error": "not_found"})
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""

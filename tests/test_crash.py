@@ -46,9 +46,9 @@ class Bot:
         self.proc: subprocess.Popen[bytes] | None = None
         self.http = httpx.Client(base_url=f"http://127.0.0.1:{self.port}", timeout=5)
 
-    def start(self) -> None:
-        out = (self.tmp / "bot.log").open("ab")
-        cmd = [sys.executable, "app.py", "run", "--host", "127.0.0.1", "--port", str(self.port)]
+    def start(self, role: str = "all") -> None:
+        out = (self.tmp / f"{role}.log").open("ab")
+        cmd = [sys.executable, "app.py", "run", "--role", role, "--host", "127.0.0.1", "--port", str(self.port)]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=self.env, stdout=out, stderr=out)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -57,7 +57,7 @@ class Bot:
                     return
             except httpx.TransportError:
                 time.sleep(0.05)
-        raise AssertionError("the bot did not start: " + (self.tmp / "bot.log").read_text()[-2000:])
+        raise AssertionError("the bot did not start: " + (self.tmp / f"{role}.log").read_text()[-2000:])
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         if self.proc is not None:
@@ -161,3 +161,20 @@ def test_sigterm_exits_within_ten_seconds_and_keeps_the_backlog(fake: FakeSlack,
         assert len(reactions) == len(set(reactions)) == 15
     finally:
         bot.kill(signal.SIGTERM)
+
+
+def test_web_and_worker_roles_split_the_work(fake: FakeSlack, tmp_path: Path) -> None:
+    web = Bot(fake, tmp_path)
+    web.start(role="web")  # migrates the database first
+    worker = Bot(fake, tmp_path)
+    worker.env["WORKER_POLL_SECONDS"] = "0.1"
+    worker.start(role="worker")
+    try:
+        assert worker.send(_message(fake, 0)) == 404, "a worker process takes no Slack requests"
+        acked = [env for env in (_message(fake, i) for i in range(1, 6)) if web.send(env) == 200]
+        assert len(acked) == 5
+        _settled(fake, acked, timeout=30)
+        assert len(_cards(fake)) == 5
+    finally:
+        web.kill(signal.SIGTERM)
+        worker.kill(signal.SIGTERM)

@@ -112,3 +112,11 @@ def prepare(deps: Deps, payloads: list[dict[str, Any]]) -> None:
     """Before a batch of due cards runs: embed all their texts in one model call instead of one each."""
     if deps.suggestions is not None:
         deps.suggestions.embed_missing([int(p["feedback_id"]) for p in payloads if "feedback_id" in p])
+
+
+def learn(deps: Deps, session: Session, job: Job) -> dict[str, Any]:
+    """A correction made in a web process reaches the model in the worker process."""
+    if deps.suggestions is None:
+        return {"skipped": "no model in this process"}
+    deps.suggestions.learn(feedback_of(session, job))
+    return {"learned": job.payload["feedback_id"]}

@@ -203,6 +203,10 @@ def apply(deps: Deps, ref: CardRef, action: Action, user: str, value: str | None
 def _learn(deps: Deps, feedback_id: int) -> None:
     """Training happens after the commit, from the row as stored, so a rolled-back click teaches nothing."""
     if deps.suggestions is None:
+        if deps.settings.feedback_suggestions:  # the model lives in the worker process (`run --role web`)
+            with deps.transaction() as session:
+                key = f"learn:{feedback_id}:{uuid.uuid4().hex[:8]}"
+                queries.enqueue(session=session, key=key, kind=Kind.LEARN, payload={"feedback_id": feedback_id})
         return
     with deps.transaction() as session:
         fb = queries.feedback_by_id(session=session, feedback_id=feedback_id)
