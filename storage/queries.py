@@ -356,6 +356,23 @@ def joined_ts(*, session: Session, feedback_id: int) -> list[str]:
     return [kind.removeprefix("joined:") for kind in session.scalars(stmt.order_by(FeedbackEvent.id))]
 
 
+def join_events(*, session: Session, feedback_id: int) -> Sequence[FeedbackEvent]:
+    """The joined, re-joined (edited) and un-joined (deleted) messages of an item, oldest first."""
+    kinds = or_(*(FeedbackEvent.kind.startswith(p) for p in ("joined:", "rejoined:", "unjoined:")))
+    stmt = select(FeedbackEvent).where(FeedbackEvent.feedback_id == feedback_id, kinds)
+    return session.scalars(stmt.order_by(FeedbackEvent.id)).all()
+
+
+def item_joining(*, session: Session, channel_id: str, ts: str) -> Feedback | None:
+    """The item a message was joined into, if any."""
+    stmt = (
+        select(Feedback)
+        .join(FeedbackEvent, FeedbackEvent.feedback_id == Feedback.id)
+        .where(Feedback.channel_id == channel_id, FeedbackEvent.kind == f"joined:{ts}")
+    )
+    return session.scalar(stmt.limit(1))
+
+
 def hold(*, session: Session, key: str, kind: str, payload: dict[str, Any], until: datetime) -> bool:
     """Stores input that this process handles right now: claimed (sending) until `until`, so only a crash
     hands it to the worker. False when the key exists (a double submit)."""

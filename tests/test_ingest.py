@@ -236,3 +236,38 @@ def test_due_cards_are_embedded_in_one_model_call(bot: Console) -> None:
         embedder.encode = real  # type: ignore[method-assign]
     assert len(posts_to(bot, "C0TRIAGE")) == 6
     assert max(sizes) > 1 and len(sizes) < 6, sizes
+
+
+def test_edits_and_deletions_keep_a_conversation_whole(quiet: Console) -> None:
+    env = customer_message(quiet, "The CSV export drops the last row")
+    send(quiet, env)
+    quiet.settle()
+    root_ts = env["event"]["ts"]
+    reply = _reply(quiet, root_ts, "It also happens on XLSX")
+    send(quiet, reply)
+    send(quiet, _reply(quiet, root_ts, "Only with filters"))
+    quiet.settle()
+
+    def changed(ts: str, text: str, edited: str, thread_ts: str | None = None) -> dict:
+        body = payload("slack_event_message_changed.json")
+        body["event_id"] = f"Ev{edited.replace('.', '')}"
+        body["event"]["message"].update(ts=ts, text=text, edited={"user": "U0CUST", "ts": edited})
+        if thread_ts:
+            body["event"]["message"]["thread_ts"] = thread_ts
+        return body
+
+    send(quiet, changed(root_ts, "The CSV export drops the LAST row", "1900000001.000000"))
+    send(quiet, changed(reply["event"]["ts"], "It also happens on XLSX and ODS", "1900000002.000000", root_ts))
+    quiet.settle()
+    assert (
+        rows(quiet)[0].text
+        == "The CSV export drops the LAST row\n\nIt also happens on XLSX and ODS\n\nOnly with filters"
+    )
+    deleted = payload("slack_event_message_deleted.json")
+    deleted["event"].update(deleted_ts=reply["event"]["ts"], channel="C0SHARED")
+    deleted["event_id"] = "Ev0DELETEDREPLY"
+    send(quiet, deleted)
+    quiet.settle()
+    [fb] = rows(quiet)
+    assert fb.text == "The CSV export drops the LAST row\n\nOnly with filters" and fb.deleted_at is None
+    assert "ODS" not in quiet.fake.calls_to("chat.update")[-1].args["blocks"][0]["text"]["text"]

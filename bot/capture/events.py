@@ -62,7 +62,9 @@ def on_message(deps: Deps, event: dict[str, Any], envelope: dict[str, Any]) -> N
         if subtype == "message_changed":
             _on_changed(deps, session, channel, event)
         else:
-            service.record_delete(session=session, channel_id=channel, ts=str(event.get("deleted_ts")))
+            service.record_delete(
+                session=session, settings=deps.settings, channel_id=channel, ts=str(event.get("deleted_ts"))
+            )
 
 
 def _capture_or_join(deps: Deps, req: CaptureRequest) -> None:
@@ -88,7 +90,7 @@ def _on_changed(deps: Deps, session: Session, channel: str, event: dict[str, Any
     if not isinstance(msg, dict):
         return
     if msg.get("subtype") == "tombstone":  # a thread parent was deleted; Slack keeps a placeholder
-        service.record_delete(session=session, channel_id=channel, ts=str(msg.get("ts")))
+        service.record_delete(session=session, settings=deps.settings, channel_id=channel, ts=str(msg.get("ts")))
         return
     edited_ts = (msg.get("edited") or {}).get("ts") or event.get("ts")
     service.record_edit(

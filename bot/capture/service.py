@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.capture import joins
 from bot.capture.noise import Noise, noise
 from bot.deps import Deps
 from bot.domain import CaptureMethod, CaptureRequest, Kind, Status, UserFacingError
@@ -235,14 +236,14 @@ def record_edit(
     """message_changed: the stored verbatim follows the newest edit; older text stays in the audit trail."""
     fb = queries.feedback_by_key(session=session, dedupe_key=f"msg:{channel_id}:{ts}")
     if fb is None:
-        log.info("edit of %s in %s: not captured (yet); the capture keeps the text it saw", ts, channel_id)
-        return None
+        return _edit_joined(session=session, settings=settings, channel_id=channel_id, ts=ts, new_text=new_text)
     text, truncated = clean_text(new_text, settings.feedback_max_text)
     if not text:
         return fb
     queries.lock_feedback(session=session, feedback=fb)
+    joined = joins.parts(session, fb)
     last = queries.last_edit_ts(session=session, feedback_id=fb.id)
-    if text == fb.text or _not_newer(edited_ts, last):
+    if text == joins.root_text(fb, joined) or _not_newer(edited_ts, last):
         return fb  # a redelivered or out-of-order (older) edit
     queries.add_event(
         session=session,
@@ -251,10 +252,38 @@ def record_edit(
         actor=fb.author_user_id,
         detail={"previous": fb.text, "edited_ts": edited_ts},
     )
-    fb.text, fb.text_truncated, fb.edited_at = text, truncated, utcnow()
+    whole, cut = clean_text(joins.compose(text, joined), settings.feedback_max_text)  # replies joined stay
+    fb.text, fb.text_truncated, fb.edited_at = whole, truncated or cut, utcnow()
     fb.embedding, fb.suggested_at = None, None  # the card update re-embeds and re-suggests the new words
     enqueue_card_update(session, fb.id, f"edit:{edited_ts or utcnow().isoformat()}")
     return fb
+
+
+def _edit_joined(
+    *, session: Session, settings: Settings, channel_id: str, ts: str, new_text: object
+) -> Feedback | None:
+    """An edit of a message joined into an item updates that part of the item's text."""
+    fb = queries.item_joining(session=session, channel_id=channel_id, ts=ts)
+    text, _ = clean_text(new_text, settings.feedback_max_text)
+    if fb is None or not text:
+        log.info("edit of %s in %s: not captured (yet); the capture keeps the text it saw", ts, channel_id)
+        return None
+    queries.lock_feedback(session=session, feedback=fb)
+    joined = joins.parts(session, fb)
+    if ts not in joined or joined[ts] == text:
+        return fb  # deleted meanwhile, or a redelivery
+    root = joins.root_text(fb, joined)
+    queries.add_event(session=session, feedback=fb, kind=f"rejoined:{ts}", actor=fb.author_user_id,
+                      detail={"text": text, "previous": joined[ts]})  # fmt: skip
+    _set_joined(settings, fb, root, {**joined, ts: text})
+    enqueue_card_update(session, fb.id, f"rejoin:{ts}:{utcnow().timestamp()}")
+    return fb
+
+
+def _set_joined(settings: Settings, fb: Feedback, root: str, joined: dict[str, str]) -> None:
+    """The item's text from its parts, re-suggested on the next card update."""
+    fb.text, fb.text_truncated = clean_text(joins.compose(root, joined), settings.feedback_max_text)
+    fb.embedding, fb.suggested_at = None, None
 
 
 def _not_newer(edited_ts: str | None, last: str | None) -> bool:
@@ -265,11 +294,28 @@ def _not_newer(edited_ts: str | None, last: str | None) -> bool:
         return False
 
 
-def record_delete(*, session: Session, channel_id: str, ts: str) -> Feedback | None:
+def _delete_joined(*, session: Session, settings: Settings, channel_id: str, ts: str) -> Feedback | None:
+    """A joined message the customer deleted leaves the item's text (the audit trail keeps it)."""
+    fb = queries.item_joining(session=session, channel_id=channel_id, ts=ts)
+    if fb is None:
+        return None
+    queries.lock_feedback(session=session, feedback=fb)
+    joined = joins.parts(session, fb)
+    if ts not in joined:
+        return fb  # a redelivered deletion
+    root = joins.root_text(fb, joined)
+    queries.add_event(session=session, feedback=fb, kind=f"unjoined:{ts}", actor=fb.author_user_id,
+                      detail={"previous": joined.pop(ts)})  # fmt: skip
+    _set_joined(settings, fb, root, joined)
+    enqueue_card_update(session, fb.id, f"unjoin:{ts}")
+    return fb
+
+
+def record_delete(*, session: Session, settings: Settings, channel_id: str, ts: str) -> Feedback | None:
     """message_deleted: mark, keep the row and its history, and show it on the card."""
     fb = queries.feedback_by_key(session=session, dedupe_key=f"msg:{channel_id}:{ts}")
     if fb is None:
-        return None
+        return _delete_joined(session=session, settings=settings, channel_id=channel_id, ts=ts)
     queries.lock_feedback(session=session, feedback=fb)
     if fb.deleted_at is not None:  # a redelivered deletion
         return fb
@@ -307,11 +353,11 @@ def join(*, session: Session, settings: Settings, fb: Feedback, req: CaptureRequ
     ):
         return False
     text, _ = clean_text(req.text, settings.feedback_max_text)
-    combined, truncated = clean_text(f"{fb.text}\n\n{text}", settings.feedback_max_text)
+    joined = joins.parts(session, fb)
+    root = joins.root_text(fb, joined)
     detail = {"ts": req.message_ts, "text": text, "thread_ts": req.thread_ts}
     queries.add_event(session=session, feedback=fb, kind=kind, actor=req.author_user_id, detail=detail)
-    fb.text, fb.text_truncated = combined, fb.text_truncated or truncated
-    fb.embedding, fb.suggested_at = None, None  # the card update re-embeds and re-suggests the whole text
+    _set_joined(settings, fb, root, {**joined, str(req.message_ts): text})  # the card re-suggests the whole
     enqueue_card_update(session, fb.id, f"join:{req.message_ts}")
     log.info("message %s joined feedback %s", req.message_ts, fb.id)
     return True
