@@ -21,7 +21,7 @@ from bot.slack import kit
 from bot.triage import blocks
 from tests.conftest import payload, start_console
 from tests.test_capture_scenarios import customer_message, rows, send
-from tests.test_triage import capture, click, ephemerals, submit_modal
+from tests.test_triage import capture, click, ephemerals, link_linear
 
 # What Slack sends for a customer typing: R&D <team> @bob (a real mention) and a labelled link.
 SLACK_TEXT = "R&amp;D &lt;team&gt; asks <@U0STAFF2>: see <https://evil.example/x|the docs>"
@@ -91,10 +91,7 @@ def test_linear_gets_plain_markdown_names_and_text(bot: Console) -> None:
 
 def test_linear_attachment_title_has_no_slack_markup(bot: Console) -> None:
     fb = capture(bot, "Please fix ENG-7 for us")
-    click(bot, fb.id, "triage.link_linear")
-    bot.settle()
-    submit_modal(bot, {"issue": "ENG-7"})
-    bot.settle()
+    link_linear(bot, fb.id, "ENG-7")
     [attachment] = bot.linear.attachments.values()
     assert attachment["title"] == "Feedback from Carol at Acme (Slack user U0CUST)"
     assert "<@" not in json.dumps(attachment) and "&amp;" not in json.dumps(attachment)

@@ -230,12 +230,17 @@ def test_link_existing_issue_by_url_counts_demand(bot: Console) -> None:
     assert "2 requests" in json.dumps(card_message(bot, first.id)["blocks"])
 
 
+def link_linear(bot: Console, fid: int, issue: str) -> None:
+    """Link Linear issue on a card: the button, then the modal with the key."""
+    click(bot, fid, "triage.link_linear")
+    bot.settle()
+    submit_modal(bot, {"issue": issue})
+    bot.settle()
+
+
 def test_unknown_linear_issue_key_fails_visibly(bot: Console) -> None:
     fb = capture(bot, "Dashboard widgets reset after reload")
-    click(bot, fb.id, "triage.link_linear")
-    bot.settle()
-    submit_modal(bot, {"issue": "ENG-999"})
-    bot.settle()
+    link_linear(bot, fb.id, "ENG-999")
     assert "*failed:*" in json.dumps(card_message(bot, fb.id)["blocks"])
 
 
