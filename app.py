@@ -24,7 +24,7 @@ from bot.deps import Deps
 from bot.linear.client import LinearClient
 from bot.runtime.worker import Worker
 from bot.settings import Settings
-from bot.slack.gateway import SlackGateway
+from bot.slack.gateway import KeepAliveWebClient, SlackGateway
 from bot.suggest.embedder import Embedder
 from bot.suggest.service import SuggestionService
 from handlers import middleware, replay
@@ -103,7 +103,7 @@ def create_app(
     sessions = make_sessionmaker(_migrated(settings, migrate_db))
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     timeout = int(max(1, round(settings.slack_timeout_seconds)))  # slack_sdk takes whole seconds
-    client = WebClient(token=token, base_url=settings.slack_api_url, timeout=timeout)
+    client = KeepAliveWebClient(token=token, base_url=settings.slack_api_url, timeout=timeout)
     key = settings.linear_api_key.get_secret_value() if settings.linear_api_key else None
     linear = (
         LinearClient(key, base_url=settings.linear_api_url, timeout=settings.linear_timeout_seconds)
