@@ -23,14 +23,22 @@ def quiet(sqlite_url: str):
     console.close()
 
 
-def test_an_event_is_on_disk_when_the_ack_is_sent(quiet: Console) -> None:
-    env = customer_message(quiet)
-    assert send(quiet, env) == 200
-    [row] = [o for k, o in outbox(quiet).items() if k.startswith("event:")]  # before any processing
+@pytest.fixture
+def quiet_any(any_db_url: str):
+    """The same, on SQLite and on PostgreSQL."""
+    console = start_console(any_db_url, feedback_suggestions=False)
+    yield console
+    console.close()
+
+
+def test_an_event_is_on_disk_when_the_ack_is_sent(quiet_any: Console) -> None:
+    env = customer_message(quiet_any)
+    assert send(quiet_any, env) == 200
+    [row] = [o for k, o in outbox(quiet_any).items() if k.startswith("event:")]  # before any processing
     assert row.status == "pending" and row.payload["envelope"]["event_id"] == env["event_id"]
-    assert rows(quiet) == []
-    quiet.settle()
-    assert len(rows(quiet)) == 1 and outbox(quiet)[row.key].status == "done"
+    assert rows(quiet_any) == []
+    quiet_any.settle()
+    assert len(rows(quiet_any)) == 1 and outbox(quiet_any)[row.key].status == "done"
 
 
 def test_a_stalled_slack_call_holds_no_lock_and_stalls_no_other_item(quiet: Console) -> None:
@@ -109,26 +117,26 @@ def _reply(bot: Console, parent_ts: str, text: str, user: str = "U0CUST") -> dic
     return env
 
 
-def test_replies_in_a_captured_thread_join_the_item_and_update_the_card(quiet: Console) -> None:
-    env = customer_message(quiet, "The CSV export drops the last row")
-    send(quiet, env)
-    quiet.settle()
-    reply = _reply(quiet, env["event"]["ts"], "It also happens on the XLSX export")
+def test_replies_in_a_captured_thread_join_the_item_and_update_the_card(quiet_any: Console) -> None:
+    env = customer_message(quiet_any, "The CSV export drops the last row")
+    send(quiet_any, env)
+    quiet_any.settle()
+    reply = _reply(quiet_any, env["event"]["ts"], "It also happens on the XLSX export")
     for _ in range(3):  # Slack redelivers; the reply joins once
-        assert send(quiet, reply) == 200
-    send(quiet, _reply(quiet, env["event"]["ts"], "And only when a filter is applied"))
-    quiet.settle()
-    [fb] = rows(quiet)
+        assert send(quiet_any, reply) == 200
+    send(quiet_any, _reply(quiet_any, env["event"]["ts"], "And only when a filter is applied"))
+    quiet_any.settle()
+    [fb] = rows(quiet_any)
     parts = [
         "The CSV export drops the last row",
         "It also happens on the XLSX export",
         "And only when a filter is applied",
     ]
     assert fb.text == "\n\n".join(parts)
-    assert len(posts_to(quiet, "C0TRIAGE")) == 1, "one conversation, one card"
-    updated = quiet.fake.calls_to("chat.update")[-1].args["blocks"][0]["text"]["text"]
+    assert len(posts_to(quiet_any, "C0TRIAGE")) == 1, "one conversation, one card"
+    updated = quiet_any.fake.calls_to("chat.update")[-1].args["blocks"][0]["text"]["text"]
     assert "XLSX" in updated and "filter is applied" in updated
-    assert len([c for c in quiet.fake.calls_to("reactions.add") if c.response.get("ok")]) == 1
+    assert len([c for c in quiet_any.fake.calls_to("reactions.add") if c.response.get("ok")]) == 1
 
 
 def test_a_burst_of_messages_is_one_item_only_when_configured(sqlite_url: str) -> None:
@@ -176,17 +184,17 @@ def test_an_acknowledgement_waits_for_the_model_before_any_receipt(bot: Console)
     assert fb.status == "maybe" and not bot.fake.calls_to("reactions.add") and not posts_to(bot, "C0TRIAGE")
 
 
-def test_a_click_is_stored_before_its_ack_and_settled_after(quiet: Console) -> None:
+def test_a_click_is_stored_before_its_ack_and_settled_after(quiet_any: Console) -> None:
     from tests.test_triage import capture, click
 
-    fb = capture(quiet, "The mobile app logs me out every day")
-    assert click(quiet, fb.id, "triage.quick_win") == 200
-    quiet.settle()
-    held = [o for k, o in outbox(quiet).items() if k.startswith("interaction:")]
-    assert [h.status for h in held] == ["done"] and rows(quiet)[0].status == "quick win"
+    fb = capture(quiet_any, "The mobile app logs me out every day")
+    assert click(quiet_any, fb.id, "triage.quick_win") == 200
+    quiet_any.settle()
+    held = [o for k, o in outbox(quiet_any).items() if k.startswith("interaction:")]
+    assert [h.status for h in held] == ["done"] and rows(quiet_any)[0].status == "quick win"
 
 
-def test_a_click_whose_process_died_after_the_ack_is_replayed(quiet: Console) -> None:
+def test_a_click_whose_process_died_after_the_ack_is_replayed(quiet_any: Console) -> None:
     """As if the process was killed between the ack and the end of handling: the row is held, its lease ran
     out, and the worker replays it through the same listener."""
     from bot.domain import Kind
@@ -194,18 +202,18 @@ def test_a_click_whose_process_died_after_the_ack_is_replayed(quiet: Console) ->
     from storage.db import utcnow
     from tests.test_triage import capture, card_message
 
-    fb = capture(quiet, "The mobile app logs me out every day")
-    msg = card_message(quiet, fb.id)
+    fb = capture(quiet_any, "The mobile app logs me out every day")
+    msg = card_message(quiet_any, fb.id)
     block, el = next((b, e) for b in msg["blocks"] if b["type"] == "actions" for e in b["elements"]
                      if e.get("action_id") == "triage.roadmap")  # fmt: skip
     body = payload("slack_block_actions.json") | {"actions": [payloads.action(el, block)]}
     body.update(payloads.card_click(msg, ("C0TRIAGE", "feedback-triage")))
-    with quiet.bot.deps.transaction() as session:
+    with quiet_any.bot.deps.transaction() as session:
         queries.hold(session=session, key="interaction:U0STAFF:lost", kind=Kind.INTERACTION, payload={"body": body},
                      until=utcnow())  # fmt: skip
-    quiet.settle()
-    assert rows(quiet)[0].status == "roadmap"
-    assert outbox(quiet)["interaction:U0STAFF:lost"].status == "done"
+    quiet_any.settle()
+    assert rows(quiet_any)[0].status == "roadmap"
+    assert outbox(quiet_any)["interaction:U0STAFF:lost"].status == "done"
 
 
 def test_due_cards_are_embedded_in_one_model_call(bot: Console) -> None:
@@ -238,15 +246,15 @@ def test_due_cards_are_embedded_in_one_model_call(bot: Console) -> None:
     assert max(sizes) > 1 and len(sizes) < 6, sizes
 
 
-def test_edits_and_deletions_keep_a_conversation_whole(quiet: Console) -> None:
-    env = customer_message(quiet, "The CSV export drops the last row")
-    send(quiet, env)
-    quiet.settle()
+def test_edits_and_deletions_keep_a_conversation_whole(quiet_any: Console) -> None:
+    env = customer_message(quiet_any, "The CSV export drops the last row")
+    send(quiet_any, env)
+    quiet_any.settle()
     root_ts = env["event"]["ts"]
-    reply = _reply(quiet, root_ts, "It also happens on XLSX")
-    send(quiet, reply)
-    send(quiet, _reply(quiet, root_ts, "Only with filters"))
-    quiet.settle()
+    reply = _reply(quiet_any, root_ts, "It also happens on XLSX")
+    send(quiet_any, reply)
+    send(quiet_any, _reply(quiet_any, root_ts, "Only with filters"))
+    quiet_any.settle()
 
     def changed(ts: str, text: str, edited: str, thread_ts: str | None = None) -> dict:
         body = payload("slack_event_message_changed.json")
@@ -256,18 +264,18 @@ def test_edits_and_deletions_keep_a_conversation_whole(quiet: Console) -> None:
             body["event"]["message"]["thread_ts"] = thread_ts
         return body
 
-    send(quiet, changed(root_ts, "The CSV export drops the LAST row", "1900000001.000000"))
-    send(quiet, changed(reply["event"]["ts"], "It also happens on XLSX and ODS", "1900000002.000000", root_ts))
-    quiet.settle()
+    send(quiet_any, changed(root_ts, "The CSV export drops the LAST row", "1900000001.000000"))
+    send(quiet_any, changed(reply["event"]["ts"], "It also happens on XLSX and ODS", "1900000002.000000", root_ts))
+    quiet_any.settle()
     assert (
-        rows(quiet)[0].text
+        rows(quiet_any)[0].text
         == "The CSV export drops the LAST row\n\nIt also happens on XLSX and ODS\n\nOnly with filters"
     )
     deleted = payload("slack_event_message_deleted.json")
     deleted["event"].update(deleted_ts=reply["event"]["ts"], channel="C0SHARED")
     deleted["event_id"] = "Ev0DELETEDREPLY"
-    send(quiet, deleted)
-    quiet.settle()
-    [fb] = rows(quiet)
+    send(quiet_any, deleted)
+    quiet_any.settle()
+    [fb] = rows(quiet_any)
     assert fb.text == "The CSV export drops the LAST row\n\nOnly with filters" and fb.deleted_at is None
-    assert "ODS" not in quiet.fake.calls_to("chat.update")[-1].args["blocks"][0]["text"]["text"]
+    assert "ODS" not in quiet_any.fake.calls_to("chat.update")[-1].args["blocks"][0]["text"]["text"]
