@@ -85,8 +85,9 @@ def auto_capture_request(deps: Deps, event: dict[str, Any], shared_hint: bool | 
     if not clean_text(event.get("text"), settings.feedback_max_text)[0]:
         log.info("empty message %s in %s not captured", event.get("ts"), channel)
         return None
-    if noise(str(event.get("text") or "")) in {Noise.EMOJI, Noise.OUT_OF_OFFICE}:
-        log.info("message %s in %s is %s: not captured", event.get("ts"), channel, noise(str(event.get("text"))))
+    verdict = noise(str(event.get("text") or ""))
+    if verdict in {Noise.EMOJI, Noise.OUT_OF_OFFICE}:
+        log.info("message %s in %s is %s: not captured", event.get("ts"), channel, verdict)
         return None
     profile = event.get("user_profile") or {}
     return CaptureRequest(

@@ -30,6 +30,14 @@ NEVER_GIVE_UP_ATTEMPTS = 10_000
 PRIORITY = (Kind.RECEIPT, Kind.EVENT)  # the customer's "we heard you" and unprocessed input never wait on cards
 
 
+def _kind(value: str) -> Kind | None:
+    """A stored kind as the enum; None for a kind this version does not know (its row fails visibly)."""
+    try:
+        return Kind(value)
+    except ValueError:
+        return None
+
+
 def lane(item: OutboxItem) -> str:
     """Rows in one lane run in order: an item's card before its updates, a message's events in arrival order."""
     if item.kind == Kind.EVENT:  # event:<channel>:<ts>:<event id>:<digest>
@@ -101,7 +109,8 @@ class Worker:
     def _prepare(self, batches: dict[str, list[dict[str, Any]]]) -> None:
         """Batch work for a kind (one model call for many cards); a failure only loses the batching."""
         for kind, payloads in batches.items():
-            prepare = self.prepare.get(Kind(kind)) if kind in set(Kind) else None
+            known = _kind(kind)
+            prepare = self.prepare.get(known) if known else None
             if prepare is not None and len(payloads) > 1:
                 try:
                     prepare(self.deps, payloads)
@@ -155,7 +164,8 @@ class Worker:
     def _run_one(self, job: Job) -> None:
         """The handler's writes and the row's outcome commit together; a failure rolls the writes back and
         records the outcome on its own."""
-        handler = self.handlers.get(Kind(job.kind)) if job.kind in set(Kind) else None
+        known = _kind(job.kind)
+        handler = self.handlers.get(known) if known else None
         error: Exception | None = None
         try:
             with session_scope(self.deps.sessions) as session, session.no_autoflush:
