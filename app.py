@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import functools
 import gc
+import json
 import logging
 import os
 import signal
@@ -22,6 +23,7 @@ import handlers
 from bot import jobs
 from bot.deps import Deps
 from bot.linear.client import LinearClient
+from bot.runtime.scheduler import Scheduler, SchedulerLock
 from bot.runtime.worker import Worker
 from bot.settings import Settings
 from bot.slack.gateway import KeepAliveWebClient, SlackGateway
@@ -71,6 +73,7 @@ class Bot:
     worker: Worker
     executor: TrackingExecutor
     suggestions: SuggestionService | None
+    scheduler: Scheduler
 
     def wsgi(self) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
         """The HTTP surface: POST /slack/events, GET /healthz."""
@@ -100,7 +103,8 @@ def create_app(
     model: bool = True,
 ) -> Bot:
     """Builds engine, adapters, model, worker and the Bolt app; no module-level state."""
-    sessions = make_sessionmaker(_migrated(settings, migrate_db))
+    engine = _migrated(settings, migrate_db)
+    sessions = make_sessionmaker(engine)
     token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
     timeout = int(max(1, round(settings.slack_timeout_seconds)))  # slack_sdk takes whole seconds
     client = KeepAliveWebClient(token=token, base_url=settings.slack_api_url, timeout=timeout)
@@ -120,7 +124,8 @@ def create_app(
     executor = TrackingExecutor()
     app = _bolt(deps, executor, token, timeout, socket_mode=socket_mode)
     deps.redeliver = functools.partial(replay.interaction, deps)
-    return Bot(app=app, deps=deps, worker=worker, executor=executor, suggestions=suggestions)
+    scheduler = Scheduler(deps, jobs.SCHEDULE, SchedulerLock(engine, settings.feedback_scheduler_lock))
+    return Bot(app=app, deps=deps, worker=worker, executor=executor, suggestions=suggestions, scheduler=scheduler)
 
 
 def _bolt(deps: Deps, executor: TrackingExecutor, token: str | None, timeout: int, *, socket_mode: bool) -> App:
@@ -146,7 +151,7 @@ def _bolt(deps: Deps, executor: TrackingExecutor, token: str | None, timeout: in
 
 def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     socket_mode = settings.slack_app_token is not None
-    missing = settings.missing_slack_settings(socket_mode=socket_mode or args.role == "worker")
+    missing = settings.missing_slack_settings(socket_mode=socket_mode or args.role in ("worker", "scheduler"))
     if missing:
         print(
             f"feedbackbot run: missing settings: {', '.join(missing)}.\n"
@@ -154,26 +159,29 @@ def _cmd_run(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    if args.role == "web":  # the model belongs to the worker; corrections reach it through the outbox
+    if args.role in ("web", "scheduler"):  # the model belongs to the worker; corrections reach it via the outbox
         bot = create_app(settings, migrate_db=not args.no_migrate, socket_mode=socket_mode, model=False)
     else:
         bot = create_app(settings, migrate_db=not args.no_migrate, socket_mode=socket_mode)
     stop = threading.Event()
     threading.Thread(target=bot.deps.slack.warm_up, args=(stop,), name="slack-warm-up", daemon=True).start()
     socket = None
-    if settings.slack_app_token is not None and args.role != "worker":
+    serves_slack = args.role in ("all", "web")
+    if settings.slack_app_token is not None and serves_slack:
         socket = _connect(bot, settings.slack_app_token.get_secret_value())
         if socket is None:
             return 2
-    if args.role != "web":
+    if args.role in ("all", "worker"):
         bot.worker.start()
+    if args.role in ("all", "scheduler"):
+        bot.scheduler.start()
     gc.collect()
     gc.freeze()  # start-up objects leave the collector's generations: fewer, shorter pauses on the ack path
     sys.setswitchinterval(0.001)  # request threads get the interpreter back sooner from busy worker threads
     from waitress.server import create_server
 
     connected = (lambda: bool(socket.client.is_connected())) if socket is not None else None
-    wsgi = make_wsgi(bot.app, bot.deps, connected, events=args.role != "worker")
+    wsgi = make_wsgi(bot.app, bot.deps, connected, events=serves_slack)
     server = create_server(wsgi, host=args.host, port=args.port, threads=8)
     signal.signal(signal.SIGTERM, lambda *_: _shutdown(bot, server, socket, stop))
     signal.signal(signal.SIGINT, lambda *_: _shutdown(bot, server, socket, stop))
@@ -203,6 +211,7 @@ def _shutdown(bot: Bot, server: Any, socket: Any, stop: threading.Event) -> None
     if socket is not None:
         socket.close()
     bot.executor.wait_idle(2.0)
+    bot.scheduler.stop()
     bot.worker.stop(timeout=6.0)
     logging.shutdown()
     os._exit(0)
@@ -253,6 +262,12 @@ def _cmd_backfill(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
+    bot = create_app(settings, model=False)
+    print(json.dumps(bot.scheduler.run_now(args.name)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The CLI surface documented in README."""
     parser = argparse.ArgumentParser(prog="feedbackbot", description="Feedback Loop Slack bot")
@@ -264,9 +279,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-migrate", action="store_true", help="refuse to start if the database is behind")
     run.add_argument(
         "--role",
-        choices=["all", "web", "worker"],
+        choices=["all", "web", "worker", "scheduler"],
         default="all",
-        help="all: one process; web: take Slack's requests (store, ack) only; worker: drain the outbox only",
+        help="all: one process; web: take Slack's and Linear's requests (store, ack) only; worker: drain the "
+        "outbox only; scheduler: run the scheduled sweeps only (one active at a time)",
     )
     run.set_defaults(fn=_cmd_run)
     db = sub.add_parser("db", help="database migrations")
@@ -285,6 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     bf = sub.add_parser("backfill-embeddings", help="embed items captured before the model was present")
     bf.add_argument("--batch", type=int, default=64)
     bf.set_defaults(fn=_cmd_backfill)
+    sw = sub.add_parser("sweep", help="run one scheduled sweep now (its messages go out through the outbox)")
+    sw.add_argument("name", choices=[s.name for s in jobs.SCHEDULE])
+    sw.set_defaults(fn=_cmd_sweep)
     return parser
 
 

@@ -70,6 +70,18 @@ class Kind(StrEnum):
     LINEAR_LINK = "linear.link"
     INTERACTION = "interaction"
     LEARN = "learn"
+    LINEAR_STATE = "linear.state"
+    LOOP_DRAFT = "loop.draft"
+    LOOP_SEND = "loop.send"
+    REMINDER = "reminder"
+
+
+class LoopStage(StrEnum):
+    """What a customer is told: work started, it shipped, or it will not be built."""
+
+    UPDATE = "update"
+    RESOLUTION = "resolution"
+    CANCELED = "canceled"
 
 
 IMPACTS = ("High", "Medium", "Low")
@@ -148,6 +160,35 @@ class LinkView:
 
 
 @dataclass(frozen=True)
+class LoopLine:
+    """One requester's loop on a card or in App Home: who, what kind of message, and where it stands."""
+
+    who: str
+    stage: str
+    state: str
+    overdue: bool = False
+
+
+@dataclass(frozen=True)
+class LoopDraft:
+    """A customer message as staff see it in the approval DM: who hears what, where, and when."""
+
+    message_id: int
+    ref: str
+    stage: str
+    status: str
+    issue: str
+    issue_url: str | None
+    customer: str
+    channel_id: str | None
+    permalink: str | None
+    text: str
+    note: str | None = None
+    when: str | None = None
+    decided: str | None = None
+
+
+@dataclass(frozen=True)
 class TriageView:
     """The triage half of a card: decisions so far and what the controls need."""
 
@@ -164,6 +205,7 @@ class TriageView:
     themes: list[str] = field(default_factory=list)
     can_undo: bool = False
     routed: bool = False
+    loop: list[LoopLine] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
 from bot.capture import jobs as capture
 from bot.domain import Kind
+from bot.loop import jobs as loop
 from bot.routing import jobs as routing
 from bot.runtime import inbox
 from bot.runtime.outbox import Handler, Preparer
+from bot.runtime.scheduler import Sweep
 from bot.triage import jobs as triage
 
 OUTBOX: dict[Kind, Handler] = {
@@ -20,8 +25,18 @@ OUTBOX: dict[Kind, Handler] = {
     Kind.LINEAR_LINK: routing.link,
     Kind.INTERACTION: inbox.replay,
     Kind.LEARN: triage.learn,
+    Kind.LINEAR_STATE: loop.state,
+    Kind.LOOP_DRAFT: loop.draft,
+    Kind.LOOP_SEND: loop.send,
+    Kind.REMINDER: loop.reminder,
 }
 # Run on a whole claimed batch of one kind before its rows run (one model call for many cards).
 PREPARE: dict[Kind, Preparer] = {Kind.CARD: triage.prepare, Kind.CARD_UPDATE: triage.prepare}
 # A deferred Slack event is a message someone wrote: it is retried until Slack answers, never given up.
 PERSISTENT: frozenset[Kind] = frozenset({Kind.EVENT})
+# THE registry of scheduled sweeps (bot/runtime/scheduler.py runs them in one process at a time).
+SCHEDULE: list[Sweep] = [
+    Sweep("linear-poll", lambda s: IntervalTrigger(seconds=s.feedback_linear_poll_seconds), loop.poll),
+    Sweep("triage-reminders", lambda s: CronTrigger(hour=9, minute=0, timezone=s.feedback_tz), loop.triage_reminders),
+    Sweep("loops-overdue", lambda s: IntervalTrigger(hours=1), loop.loops_overdue),
+]

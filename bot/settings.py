@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -29,6 +33,73 @@ class ThemeSetting(BaseModel):
     name: str
     description: str = ""
     examples: list[str] = Field(default_factory=list)
+
+
+_WINDOW = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)-([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+@dataclass(frozen=True)
+class QuietHours:
+    """`20:00-08:00,weekends`: local times when customers are not messaged; empty means always allowed."""
+
+    windows: tuple[tuple[int, int], ...] = ()
+    weekends: bool = False
+
+    @classmethod
+    def parse(cls, spec: str) -> QuietHours:
+        """Comma-separated `HH:MM-HH:MM` windows (may wrap midnight) and the word `weekends`."""
+        windows, weekends = [], False
+        for part in (p.strip().lower() for p in spec.split(",")):
+            if not part:
+                continue
+            if part in ("weekend", "weekends"):
+                weekends = True
+                continue
+            m = _WINDOW.match(part)
+            if not m or m.group(1, 2) == m.group(3, 4):
+                raise ValueError(f"FEEDBACK_QUIET_HOURS: {part!r} is not HH:MM-HH:MM or 'weekends'")
+            h1, m1, h2, m2 = (int(g) for g in m.groups())
+            windows.append((h1 * 60 + m1, h2 * 60 + m2))
+        return cls(tuple(windows), weekends)
+
+    def _quiet_until(self, local: datetime) -> datetime | None:
+        """The end of the quiet spell `local` is in (local time), or None when messages may go now."""
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        if self.weekends and local.weekday() >= 5:
+            return midnight + timedelta(days=7 - local.weekday())
+        minute = local.hour * 60 + local.minute
+        for start, end in self.windows:
+            inside = start <= minute < end if start < end else (minute >= start or minute < end)
+            if inside:
+                day = midnight if minute < end else midnight + timedelta(days=1)
+                return day + timedelta(minutes=end)
+        return None
+
+    def next_allowed(self, now: datetime, tz: str) -> datetime:
+        """The first moment at or after `now` (naive UTC) outside quiet hours in `tz`, as naive UTC."""
+        zone = ZoneInfo(tz)
+        local = now.replace(tzinfo=ZoneInfo("UTC")).astimezone(zone)
+        for _ in range(16):  # windows and weekends chain at most a few times
+            until = self._quiet_until(local)
+            if until is None:
+                break
+            local = until.replace(tzinfo=None).replace(tzinfo=zone)  # wall time, re-resolved (DST)
+        return local.astimezone(ZoneInfo("UTC")).replace(tzinfo=None)
+
+
+DEFAULT_TEMPLATES = {
+    "update": (
+        "Hi {name}, a quick update on your request{quote}: our team has started working on {title}. "
+        "We'll let you know here as soon as it ships."
+    ),
+    "resolution": "Good news, {name}: {title} is now live. Thanks again for asking for it{quote}!",
+    "canceled": (
+        "Hi {name}, about your request{quote}: we've decided not to build {title} for now. "
+        "Thank you for telling us; it helps us decide what to work on, and we'll let you know if that changes."
+    ),
+}
+TEMPLATE_FIELDS = frozenset({"name", "title", "quote"})
+LOOP_STAGES = ("update", "resolution", "canceled")
 
 
 class Settings(BaseSettings):
@@ -74,6 +145,18 @@ class Settings(BaseSettings):
     feedback_embed_threads: int = Field(default=1, ge=1, le=64)
     feedback_embed_spinning: bool = False
     feedback_burst_seconds: float = Field(default=0.0, ge=0)
+    linear_webhook_secret: SecretStr | None = None
+    feedback_close_loop: Literal["approve", "auto", "off"] = "approve"
+    feedback_linear_poll_seconds: float = Field(default=300.0, ge=10)
+    feedback_loop_states: dict[str, str] = Field(
+        default_factory=lambda: {"started": "update", "completed": "resolution", "canceled": "canceled"}
+    )
+    feedback_templates: dict[str, str] = Field(default_factory=dict)
+    feedback_quiet_hours: str = ""
+    feedback_tz: str = "UTC"
+    feedback_triage_sla_hours: float = Field(default=48.0, gt=0)
+    feedback_loop_sla_days: float = Field(default=3.0, gt=0)
+    feedback_scheduler_lock: str | None = None
 
     @field_validator("feedback_watch_channels", mode="before")
     @classmethod
@@ -103,6 +186,47 @@ class Settings(BaseSettings):
             out[emoji.strip().strip(":")] = types[kind.casefold()]
         return out
 
+    @field_validator("feedback_loop_states", mode="after")
+    @classmethod
+    def _loop_states(cls, value: dict[str, str]) -> dict[str, str]:
+        """Keys are Linear state types or names (any case); values must be a loop message kind."""
+        bad = {k: v for k, v in value.items() if v not in LOOP_STAGES}
+        if bad:
+            raise ValueError(f"FEEDBACK_LOOP_STATES: {bad} map to no message kind ({', '.join(LOOP_STAGES)})")
+        return {k.strip().casefold(): v for k, v in value.items()}
+
+    @field_validator("feedback_templates", mode="after")
+    @classmethod
+    def _templates(cls, value: dict[str, str]) -> dict[str, str]:
+        """A template names only known placeholders, so a typo fails at start, not when a customer waits."""
+        out = dict(DEFAULT_TEMPLATES)
+        for stage, text in value.items():
+            if stage not in LOOP_STAGES:
+                raise ValueError(f"feedback_templates: unknown message kind {stage!r} ({', '.join(LOOP_STAGES)})")
+            try:
+                text.format_map({f: "" for f in TEMPLATE_FIELDS})
+            except (KeyError, ValueError, IndexError) as exc:
+                raise ValueError(f"feedback_templates.{stage}: {exc!r}; use {sorted(TEMPLATE_FIELDS)}") from exc
+            out[stage] = text
+        return out
+
+    @field_validator("feedback_tz", mode="after")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        """An unknown zone fails at start."""
+        try:
+            ZoneInfo(value)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"FEEDBACK_TZ: unknown time zone {value!r}") from exc
+        return value
+
+    @field_validator("feedback_quiet_hours", mode="after")
+    @classmethod
+    def _quiet(cls, value: str) -> str:
+        """Parsed once here, so a malformed window fails at start."""
+        QuietHours.parse(value)
+        return value
+
     @field_validator("feedback_emoji", "feedback_receipt_emoji", mode="after")
     @classmethod
     def _strip_colons(cls, value: str) -> str:
@@ -121,6 +245,10 @@ class Settings(BaseSettings):
         """Precedence: explicit arguments, then env vars, then feedbackbot.toml."""
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
         return (init_settings, env_settings, toml)
+
+    def quiet_hours(self) -> QuietHours:
+        """FEEDBACK_QUIET_HOURS parsed (validated at load)."""
+        return QuietHours.parse(self.feedback_quiet_hours)
 
     def ref_secret(self) -> str:
         """Key for the MAC on card button values: the signing secret, else the bot token."""

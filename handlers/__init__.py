@@ -20,9 +20,15 @@ EVENTS = (
 )
 COMMANDS = ("/feedback",)
 SHORTCUTS = (Callback.LOG_SHORTCUT.value, Callback.GLOBAL_SHORTCUT.value)
-VIEWS = (Callback.LOG_MODAL.value, Callback.FEEDBACK_MODAL.value, *(m.value for m in TriageModal))
+VIEWS = (
+    Callback.LOG_MODAL.value,
+    Callback.FEEDBACK_MODAL.value,
+    Callback.LOOP_EDIT_MODAL.value,
+    *(m.value for m in TriageModal),
+)
 TRIAGE_ACTIONS = re.compile(r"^triage\.")
 HOME_ACTIONS = re.compile(r"^home\.")
+LOOP_ACTIONS = re.compile(r"^loop\.")
 
 
 def register(app: App, deps: Deps) -> None:
@@ -38,6 +44,8 @@ def register(app: App, deps: Deps) -> None:
     app.view(Callback.FEEDBACK_MODAL.value)(views.on_feedback_submitted)
     app.action(TRIAGE_ACTIONS)(actions.on_triage_action)
     app.action(HOME_ACTIONS)(actions.on_home_action)
+    app.action(LOOP_ACTIONS)(actions.on_loop_action)
+    app.view(Callback.LOOP_EDIT_MODAL.value)(views.on_loop_edit)
     for modal in TriageModal:
         app.view(modal.value)(views.on_triage_modal)
     app.error(errors.boundary(deps))

@@ -7,6 +7,7 @@ from typing import Any
 from slack_bolt import Ack, BoltContext
 
 from bot.home import inbound as home
+from bot.loop import inbound as loop
 from bot.runtime.inbox import held
 from bot.triage import inbound as triage
 
@@ -26,3 +27,14 @@ def on_home_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], conte
     """`home.filter.*` selects in App Home."""
     ack()
     home.on_filter(context["deps"], body, action)
+
+
+def on_loop_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
+    """Send / Edit / Skip / I told them on an approval DM or App Home, Retry on a failed delivery; stored before
+    the ack like triage clicks."""
+    deps = context["deps"]
+    with held(deps, body, replay=bool(context.get("replay"))) as fresh:
+        ack()
+        if fresh:
+            loop.on_action(deps, body, action)
+            home.after_click(deps, body)

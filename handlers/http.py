@@ -23,6 +23,7 @@ from bot.capture import inbound as capture
 from bot.deps import Deps
 from bot.runtime.health import health, readiness
 from bot.slack import payloads
+from handlers.webhooks import linear_webhook
 
 log = logging.getLogger(__name__)
 SOCKET_PING_SECONDS = 1.5
@@ -57,6 +58,14 @@ def _answer_unhandled(start: StartResponse) -> StartResponse:
     return wrapped
 
 
+def _health(start: StartResponse, deps: Deps, path: str, socket_connected: Callable[[], bool] | None) -> list[bytes]:
+    """/healthz: the process answers (and what it holds); /readyz: it can take traffic now."""
+    if path == "/healthz":
+        return _respond(start, "200 OK", health(deps))
+    ready = readiness(deps, socket_connected)
+    return _respond(start, "200 OK" if ready["ready"] else "503 Service Unavailable", ready)
+
+
 def make_wsgi(
     app: App, deps: Deps, socket_connected: Callable[[], bool] | None = None, *, events: bool = True
 ) -> WSGIApp:
@@ -66,11 +75,11 @@ def make_wsgi(
 
     def wsgi(environ: dict[str, Any], start: StartResponse) -> Iterable[bytes]:
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
-        if path == "/healthz" and method == "GET":
-            return _respond(start, "200 OK", health(deps))
-        if path == "/readyz" and method == "GET":
-            ready = readiness(deps, socket_connected)
-            return _respond(start, "200 OK" if ready["ready"] else "503 Service Unavailable", ready)
+        if method == "GET" and path in ("/healthz", "/readyz"):
+            return _health(start, deps, path, socket_connected)
+        if path == "/linear/webhook" and method == "POST" and events:
+            status, answer = linear_webhook(deps, environ)
+            return _respond(start, status, answer)
         if path != "/slack/events" or method != "POST" or not events:  # a worker-only process serves health only
             return _respond(start, "404 Not Found", {"ok": False, "error": "not_found"})
         length = int(environ.get("CONTENT_LENGTH") or 0)

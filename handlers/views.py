@@ -10,6 +10,7 @@ from slack_bolt import Ack, BoltContext
 from bot.accounts.service import NOT_STAFF, staff_cached
 from bot.capture import inbound as capture
 from bot.deps import Deps
+from bot.loop import inbound as loop
 from bot.runtime.inbox import held
 from bot.slack.payloads import clicker
 from bot.triage import inbound as triage
@@ -61,3 +62,16 @@ def on_triage_modal(ack: Ack, body: dict[str, Any], view: dict[str, Any], contex
         ack()
         if fresh:
             triage.on_modal_after_ack(deps, body, view)
+
+
+def on_loop_edit(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+    """The approval DM's Edit modal: an empty message is refused in the ack; the save is stored before it."""
+    deps = context["deps"]
+    errors = loop.edit_errors(view)
+    if errors:
+        ack(response_action="errors", errors=errors)
+        return
+    with held(deps, body, replay=bool(context.get("replay"))) as fresh:
+        ack()
+        if fresh:
+            loop.on_edit(deps, body, view)

@@ -6,7 +6,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import JSON, Float, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.db import Base, utcnow
@@ -172,3 +172,64 @@ class OutboxItem(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+
+class LoopState(StrEnum):
+    """A customer message's life: drafted for staff, queued (maybe for quiet hours), sent; or skipped, or a task
+    for the owner when there is no Slack thread to answer in."""
+
+    DRAFT = "draft"
+    QUEUED = "queued"
+    SENT = "sent"
+    SKIPPED = "skipped"
+    TASK = "task"
+    TOLD = "told"
+    FAILED = "failed"
+
+
+LOOP_DONE = frozenset({LoopState.SENT, LoopState.SKIPPED, LoopState.TOLD})
+
+
+class LinearIssue(Base):
+    """The last known state of a linked Linear issue (keyed on Linear's immutable id): what the loop moves on."""
+
+    __tablename__ = "linear_issue"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    identifier: Mapped[str | None] = mapped_column(String(32))
+    title: Mapped[str | None] = mapped_column(String(512))
+    url: Mapped[str | None] = mapped_column(String(1024))
+    state_type: Mapped[str | None] = mapped_column(String(32))
+    state_name: Mapped[str | None] = mapped_column(String(64))
+    state_at: Mapped[str | None] = mapped_column(String(40))  # Linear's updatedAt of the state we hold (ISO 8601)
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
+    completed_at: Mapped[datetime | None] = mapped_column()
+
+
+class LoopMessage(Base):
+    """One message to one requester (a feedback item) of one kind: at most one per item and kind, ever."""
+
+    __tablename__ = "loop_message"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    feedback_id: Mapped[int] = mapped_column(ForeignKey("feedback.id", ondelete="CASCADE"), index=True)
+    issue_id: Mapped[str] = mapped_column(String(64), index=True)
+    stage: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    note: Mapped[str | None] = mapped_column(Text)
+    approver: Mapped[str | None] = mapped_column(String(32))
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    thread_ts: Mapped[str | None] = mapped_column(String(32))
+    send_after: Mapped[datetime | None] = mapped_column()
+    draft_channel: Mapped[str | None] = mapped_column(String(32))
+    draft_ts: Mapped[str | None] = mapped_column(String(32))
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    decided_at: Mapped[datetime | None] = mapped_column()
+    sent_ts: Mapped[str | None] = mapped_column(String(32))
+    error: Mapped[str | None] = mapped_column(Text)
+    rev: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (UniqueConstraint("feedback_id", "stage", name="uq_loop_message_feedback_stage"),)

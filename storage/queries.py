@@ -30,17 +30,17 @@ def list_feedback(*, session: Session, limit: int = 50) -> Sequence[Feedback]:
     return session.scalars(select(Feedback).order_by(Feedback.id.desc()).limit(limit)).all()
 
 
-def _insert_ignore(session: Session, model: type[Any], values: dict[str, Any], unique: str) -> Any | None:
+def insert_ignore(session: Session, model: type[Any], values: dict[str, Any], *unique: str) -> Any | None:
     """INSERT ... ON CONFLICT DO NOTHING: no savepoint, so it stays inside the caller's one transaction."""
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=[unique]).returning(model.id)
+    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=list(unique)).returning(model.id)
     return session.execute(stmt).scalar()
 
 
 def insert_feedback(*, session: Session, values: dict[str, Any]) -> Feedback | None:
     """The new row, or None when another delivery or capture path already holds the dedupe key."""
-    new_id = _insert_ignore(session, Feedback, values, "dedupe_key")
+    new_id = insert_ignore(session, Feedback, values, "dedupe_key")
     return session.get(Feedback, new_id) if new_id is not None else None
 
 
@@ -84,9 +84,10 @@ def upsert_channel(*, session: Session, channel_id: str, name: str | None, is_ex
     return row
 
 
-def enqueue(*, session: Session, key: str, kind: str, payload: dict[str, Any]) -> bool:
-    """Adds a side effect once per key; False when the key already exists (a redelivery)."""
-    return _insert_ignore(session, OutboxItem, {"key": key, "kind": kind, "payload": payload}, "key") is not None
+def enqueue(*, session: Session, key: str, kind: str, payload: dict[str, Any], due: datetime | None = None) -> bool:
+    """Adds a side effect once per key (not before `due`); False when the key already exists (a redelivery)."""
+    values = {"key": key, "kind": kind, "payload": payload} | ({"next_attempt_at": due} if due else {})
+    return insert_ignore(session, OutboxItem, values, "key") is not None
 
 
 def outbox_by_key(*, session: Session, key: str) -> OutboxItem | None:
@@ -377,7 +378,7 @@ def hold(*, session: Session, key: str, kind: str, payload: dict[str, Any], unti
     """Stores input that this process handles right now: claimed (sending) until `until`, so only a crash
     hands it to the worker. False when the key exists (a double submit)."""
     values = {"key": key, "kind": kind, "payload": payload, "status": OutboxStatus.SENDING.value, "locked_until": until}
-    return _insert_ignore(session, OutboxItem, values, "key") is not None
+    return insert_ignore(session, OutboxItem, values, "key") is not None
 
 
 def settle_held(*, session: Session, key: str, error: str | None) -> None:

@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from bot.console import payloads
+from bot.console.fake_linear import FakeLinear
 from bot.console.fake_slack import FakeSlack
 from bot.console.world import CHANNELS, USERS
 from tests.conftest import payload
@@ -178,3 +179,108 @@ def test_web_and_worker_roles_split_the_work(fake: FakeSlack, tmp_path: Path) ->
     finally:
         web.kill(signal.SIGTERM)
         worker.kill(signal.SIGTERM)
+
+
+def _seed_linked_items(bot: Bot, fake: FakeSlack, linear: FakeLinear, issues: int, per_issue: int) -> list[dict]:
+    """Items already captured and linked (written through the models, as earlier runs would have), each in its
+    own shared channel so their messages are paced independently."""
+    from sqlalchemy.orm import Session
+
+    from storage import migrate
+    from storage.db import make_engine
+    from storage.models import Feedback, LinearLink
+
+    engine = make_engine(bot.env["DATABASE_URL"])
+    migrate.upgrade(engine)
+    items = []
+    with Session(engine) as session:
+        for i in range(issues):
+            issue_id = linear.add_issue(f"ENG-{i + 1}", f"Export fix {i + 1}", state="Todo")
+            for j in range(per_issue):
+                channel = f"C0CUST{i}{j}"
+                fake.add_channel(channel, f"customer-{i}-{j}", is_ext_shared=True)
+                msg = fake.post_as_user(channel, "U0CUST", f"Issue {i} customer {j}: exports drop rows")
+                fb = Feedback(dedupe_key=f"msg:{channel}:{msg['ts']}", channel_id=channel, message_ts=msg["ts"],
+                              author_user_id="U0CUST", author_name="Carol", text=msg["text"], source="slack",
+                              capture_method="auto", status="in Linear")  # fmt: skip
+                session.add(fb)
+                session.flush()
+                session.add(LinearLink(feedback_id=fb.id, issue_id=issue_id, identifier=f"ENG-{i + 1}", status="linked",
+                                       via="link", state_type="unstarted", state_name="Todo"))  # fmt: skip
+                items.append({"channel": channel, "ts": msg["ts"], "issue": f"ENG-{i + 1}"})
+        session.commit()
+    engine.dispose()
+    return items
+
+
+def test_sigkill_while_loop_messages_flow_tells_each_requester_once(fake: FakeSlack, tmp_path: Path) -> None:
+    rng = random.Random(int(os.environ.get("CRASH_SEED", "11")))
+    with FakeLinear(api_key="lin_api_crash") as linear:
+        team = linear.add_team("ENG")
+        bot = Bot(fake, tmp_path)
+        bot.env.update(FEEDBACK_CLOSE_LOOP="auto", LINEAR_WEBHOOK_SECRET="whsec", LINEAR_API_KEY="lin_api_crash",
+                       LINEAR_API_URL=linear.url, LINEAR_TEAM_ID=team, FEEDBACK_LINEAR_POLL_SECONDS="3600")  # fmt: skip
+        items = _seed_linked_items(bot, fake, linear, issues=3, per_issue=3)
+        fake.fail_next("chat.postMessage", status=503, times=2)
+        fake.fail_next("chat.postMessage", status=429, retry_after=1)
+        pending: list[bytes] = []
+        moves = [(f"ENG-{i + 1}", state) for state in ("started", "completed") for i in range(3)]
+        for round_moves in (moves[:2], moves[2:4], moves[4:]):
+            bot.start()
+            for body in [*pending, *(_move(linear, issue, state) for issue, state in round_moves)]:
+                if body in pending:
+                    pending.remove(body)
+                if _deliver(bot, body) != 200:
+                    pending.append(body)  # unanswered: Linear redelivers it
+            time.sleep(rng.choice([0.0, 0.2, 0.8, 1.5]))
+            bot.kill()
+        bot.start()
+        try:
+            for body in pending:
+                assert _deliver(bot, body) == 200
+            _loop_settled(fake, items, timeout=90)
+            time.sleep(1.5)  # anything still due would show up as a duplicate now
+            for item in items:  # the start-up poll may see "completed" first: then "started" is old news, not sent
+                posts = _loop_posts(fake, item["channel"])
+                kinds = ["update" if "started working" in p["text"] else "resolution" for p in posts]
+                assert kinds in (["update", "resolution"], ["resolution"]), f"{item}: {[p['text'] for p in posts]}"
+                assert all(p["thread_ts"] == item["ts"] for p in posts)
+        finally:
+            bot.kill(signal.SIGTERM)
+
+
+def _move(linear: FakeLinear, issue: str, state: str) -> bytes:
+    before = next(i for i in linear.issues() if i["identifier"] == issue)
+    linear.set_issue_state(issue, state)
+    after = next(i for i in linear.issues() if i["identifier"] == issue)
+    return json.dumps(payloads.linear_issue_webhook(after, before["state"]["id"])).encode()
+
+
+def _deliver(bot: Bot, body: bytes) -> int:
+    headers = {"Content-Type": "application/json", "Linear-Signature": payloads.linear_signature("whsec", body),
+               "Linear-Delivery": json.loads(body)["webhookId"]}  # fmt: skip
+    try:
+        return bot.http.post("/linear/webhook", content=body, headers=headers).status_code
+    except httpx.TransportError:
+        return 0
+
+
+def _loop_posts(fake: FakeSlack, channel: str) -> list[dict]:
+    return [
+        m for m in fake.messages(channel)
+        if str(((m.get("metadata") or {}).get("event_payload") or {}).get("key", "")).startswith("loop.send:")
+    ]  # fmt: skip
+
+
+def _loop_settled(fake: FakeSlack, items: list[dict], timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(_shipped(fake, i["channel"]) for i in items):
+            return
+        time.sleep(0.3)
+    missing = [i for i in items if not _shipped(fake, i["channel"])]
+    raise AssertionError(f"{len(missing)} requesters were never told it shipped: {missing}")
+
+
+def _shipped(fake: FakeSlack, channel: str) -> bool:
+    return any("live" in p["text"] for p in _loop_posts(fake, channel))

@@ -10,7 +10,7 @@ from typing import Any
 from bot.console import payloads
 from bot.console.harness import Console
 from bot.console.world import CHANNELS, USERS
-from storage import queries
+from storage import loops, queries
 
 USAGE = {
     "say": "say USER #CHANNEL TEXT",
@@ -25,7 +25,9 @@ USAGE = {
     "click": "click USER ACTION #ID [VALUE]",
     "homeclick": "homeclick USER ACTION #ID [VALUE]",
     "home": "home [USER]",
-    "linear": "linear",
+    "linear": "linear [move ISSUE STATE]",
+    "loop": "loop USER send|edit|skip|told #ID",
+    "sweep": "sweep linear-poll|triage-reminders|loops-overdue",
     "feedback": "feedback",
     "outbox": "outbox",
 }
@@ -44,6 +46,10 @@ HELP = f"""commands:
   homeclick USER ACTION #ID [VALUE]  the same from USER's App Home (also: promote)
   home USER                     open the App Home tab
   linear                        list the issues in the (fake) Linear workspace
+  linear move ISSUE STATE       move an issue (ENG-7 started|completed|canceled, or a state name); Linear's
+                                webhook is delivered, so the owner gets a draft to approve
+  loop USER send|edit|skip|told #ID  press a button on the approval DM for item #ID (edit opens the modal)
+  sweep NAME                    run a scheduled sweep now (linear-poll catches states without webhooks)
   feedback | outbox             show stored feedback rows / outbox items
   help | quit"""
 
@@ -219,12 +225,51 @@ def _click(c: Console, rest: str, *, home: bool = False) -> None:
     raise ValueError(f"no card with a {name!r} control for #{fid}")
 
 
-def _linear(c: Console, _rest: str) -> None:
+def _linear(c: Console, rest: str) -> None:
+    words = rest.split()
+    if words and words[0] == "move":
+        if len(words) != 3:
+            raise UsageError("need ISSUE and STATE")
+        c.move_issue(words[1].upper(), words[2])
+        return
+    if words:
+        raise UsageError(f"unknown subcommand {words[0]!r}")
     for issue in c.linear.issues():
         c.out.write(f"  {issue['identifier']} [{issue['state']['name']}] {issue['title']}\n")
 
 
+def _loop(c: Console, rest: str) -> None:
+    parts = rest.split()
+    if len(parts) != 3 or parts[1] not in ("send", "edit", "skip", "told") or not parts[2].lstrip("#").isdigit():
+        raise UsageError("need USER, send|edit|skip|told and #ID")
+    user, verb, fid = parts[0], parts[1], int(parts[2].lstrip("#"))
+    with c.bot.deps.transaction() as session:
+        ids = {m.id: (m.draft_channel, m.draft_ts) for m in loops.loop_messages(session=session, feedback_ids=[fid])}
+    for mid, (channel, ts) in sorted(ids.items(), reverse=True):
+        msg = next((m for m in c.fake.messages(channel or "") if m["ts"] == ts), None)
+        found = next(
+            ((b, e) for b in (msg or {}).get("blocks") or [] if b.get("block_id") == f"loop.{mid}"
+             for e in b["elements"] if e["action_id"] == f"loop.{verb}"),
+            None,
+        )  # fmt: skip
+        if msg is not None and found is not None:
+            base = _interaction(c, "block_actions", user)
+            actions = {"actions": [payloads.action(found[1], found[0])]}
+            c.send_interaction(base | payloads.card_click(msg, (str(channel), "directmessage")) | actions)
+            return
+    raise ValueError(f"no open approval DM with a {verb!r} button for #{fid}")
+
+
+def _sweep(c: Console, rest: str) -> None:
+    name = rest.strip()
+    if name not in c.bot.scheduler.sweeps:
+        raise UsageError(f"unknown sweep {name!r}")
+    c.out.write(f"  {name}: {c.bot.scheduler.run_now(name)}\n")
+
+
 COMMANDS: dict[str, Callable[[Console, str], None]] = {
+    "loop": _loop,
+    "sweep": _sweep,
     "click": _click,
     "homeclick": lambda c, r: _click(c, r, home=True),
     "linear": _linear,

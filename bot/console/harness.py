@@ -36,6 +36,7 @@ class Console:
         for name, (cid, shared) in CHANNELS.items():
             self.fake.add_channel(cid, name, is_ext_shared=shared)
         self.secret = uuid.uuid4().hex
+        self.linear_secret = uuid.uuid4().hex
         self.linear = FakeLinear(api_key="lin_api_console").start()
         team = self.linear.add_team("ENG", "Engineering")
         for label in ("Bug", "Feature request", "Reporting", "Billing"):
@@ -52,6 +53,7 @@ class Console:
                 "slack_api_url": self.fake.url,
                 "feedback_triage_channel": CHANNELS["feedback-triage"][0],
                 "slack_app_token": None,
+                "linear_webhook_secret": self.linear_secret,
             }
             | linear
         )
@@ -104,6 +106,25 @@ class Console:
         sig = payloads.sign(secret or self.secret, raw, ts)
         sent = {"X-Slack-Request-Timestamp": ts, "X-Slack-Signature": sig, "Content-Type": content_type}
         return self.http.post("/slack/events", content=raw, headers=sent | (headers or {}))
+
+    def post_linear(self, body: bytes, *, delivery: str | None = None, signature: str | None = None) -> httpx.Response:
+        """POSTs a Linear webhook delivery to /linear/webhook, signed with the webhook secret unless told."""
+        headers = {"Content-Type": "application/json; charset=utf-8", "Linear-Event": "Issue"}
+        headers["Linear-Delivery"] = delivery or str(uuid.uuid4())
+        headers["Linear-Signature"] = signature or payloads.linear_signature(self.linear_secret, body)
+        return self.http.post("/linear/webhook", content=body, headers=headers)
+
+    def move_issue(self, issue: str, state: str, *, webhook: bool = True) -> bytes:
+        """Moves a fake Linear issue to a workflow state (name or type) and, like Linear, sends the webhook;
+        returns the delivered body (tests redeliver it)."""
+        before = next(i for i in self.linear.issues() if issue in (i["id"], i["identifier"]))
+        self.linear.set_issue_state(issue, state)
+        after = next(i for i in self.linear.issues() if i["id"] == before["id"])
+        body = json.dumps(payloads.linear_issue_webhook(after, before["state"]["id"])).encode()
+        if webhook:
+            resp = self.post_linear(body)
+            self.out.write(f"(Linear webhook: HTTP {resp.status_code} {resp.json().get('outcome', resp.text)})\n")
+        return body
 
     def _signed(self, body: str, content_type: str) -> httpx.Response:
         return self.post_signed(body, content_type)

@@ -122,3 +122,35 @@ def card_click(message: dict[str, Any], channel: tuple[str, str]) -> dict[str, A
         "message": message,
         "response_url": f"https://hooks.slack.com/actions/{OUR_TEAM}/1/x",
     }
+
+
+def linear_issue_webhook(issue: dict[str, Any], previous_state_id: str | None) -> dict[str, Any]:
+    """Linear's Issue `update` data-change webhook (tests/payloads/linear_webhook_issue_update.json's shape) for an
+    issue as the fake store shows it, after its workflow state moved."""
+    state, team = issue["state"], issue["team"]
+    now_ms = int(time.time() * 1000)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now_ms / 1000)) + f".{now_ms % 1000:03d}Z"
+    data = {
+        "id": issue["id"], "createdAt": issue["createdAt"], "updatedAt": stamp, "number": issue["number"],
+        "title": issue["title"], "priority": 0, "priorityLabel": "No priority", "teamId": team["id"],
+        "stateId": state["id"], "identifier": issue["identifier"], "url": issue["url"],
+        "state": {"id": state["id"], "color": state["color"], "name": state["name"], "type": state["type"]},
+        "team": {"id": team["id"], "key": team["key"], "name": team["name"]}, "labels": [],
+    }  # fmt: skip
+    return {
+        "action": "update",
+        "actor": {"id": str(uuid.uuid4()), "name": "Alice Staff", "type": "user"},
+        "createdAt": stamp,
+        "data": data,
+        "updatedFrom": {"updatedAt": issue["updatedAt"], "stateId": previous_state_id},
+        "url": issue["url"],
+        "type": "Issue",
+        "organizationId": str(uuid.uuid4()),
+        "webhookTimestamp": now_ms,
+        "webhookId": str(uuid.uuid4()),
+    }
+
+
+def linear_signature(secret: str, body: bytes) -> str:
+    """`Linear-Signature`: hex HMAC-SHA256 of the raw body."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()

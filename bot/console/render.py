@@ -11,6 +11,7 @@ QUIET = {
     "auth.test",
     "users.info",
     "conversations.info",
+    "conversations.open",
     "conversations.history",
     "conversations.replies",
     "chat.getPermalink",

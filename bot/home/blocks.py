@@ -55,7 +55,12 @@ def _filters(filters: dict[str, str], themes: list[str]) -> dict[str, Any]:
 
 
 def home(
-    sections: list[tuple[str, list[HomeItem]]], *, filters: dict[str, str], themes: list[str], staff: bool = True
+    sections: list[tuple[str, list[HomeItem]]],
+    *,
+    filters: dict[str, str],
+    themes: list[str],
+    staff: bool = True,
+    first: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """App Home: the triage queue with filters, assigned to me, roadmap backlog, and the "maybe" list."""
     blocks: list[dict[str, Any]] = [{"type": "header", "text": plain("Feedback Loop", 150)}]
@@ -63,6 +68,7 @@ def home(
         blocks.append({"type": "section", "text": mrkdwn("Feedback Loop is used by the team that installed it.")})
         return {"type": "home", "blocks": blocks}
     blocks.append(_filters(filters, themes))
+    blocks.extend(first or [])  # loops waiting for someone and failed deliveries: the most urgent things
     for title, items in sections:
         blocks.append({"type": "header", "text": plain(f"{title} ({len(items)})", 150)})
         if not items:

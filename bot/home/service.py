@@ -9,6 +9,7 @@ from bot.accounts.service import is_staff
 from bot.deps import Deps
 from bot.domain import HomeItem, Status
 from bot.home import blocks
+from bot.loop import service as loop
 from bot.slack.kit import mentioned_users
 from bot.triage.service import triage_view, who
 from storage import queries
@@ -29,7 +30,7 @@ def home_view(deps: Deps, user_id: str, filters: dict[str, str] | None = None) -
         return blocks.home([], filters={}, themes=[], staff=False)
     type_ = filters.get("type") if filters.get("type", "").lower() not in ANY else None
     theme = filters.get("theme") if filters.get("theme", "").lower() not in ANY else None
-    secret = deps.settings.ref_secret()
+    secret, sla = deps.settings.ref_secret(), deps.settings.feedback_loop_sla_days
     with deps.transaction() as session:
         sections: list[tuple[str, list[HomeItem]]] = []
         shown: set[int] = set()
@@ -45,15 +46,16 @@ def home_view(deps: Deps, user_id: str, filters: dict[str, str] | None = None) -
             rows = [fb for fb in rows if fb.id not in shown]  # block_ids must be unique within a view
             shown.update(fb.id for fb in rows)
             items = [
-                HomeItem(fb.id, fb.status, who(fb), fb.text, triage_view(session, fb, secret), fb.suggested_type,
-                         fb.suggested_theme)
+                HomeItem(fb.id, fb.status, who(fb), fb.text, triage_view(session, fb, secret, loop_sla_days=sla),
+                         fb.suggested_type, fb.suggested_theme)
                 for fb in rows
             ]  # fmt: skip
             sections.append((title, items))
         themes = [t.name for t in queries.themes(session=session)]
+        loop_rows = loop.home_rows(deps, session)
     names = deps.slack.display_names(set().union(*(mentioned_users(i.text) for _, items in sections for i in items)))
     sections = [(title, [_named(i, names) for i in items]) for title, items in sections]
-    return blocks.home(sections, filters=filters, themes=themes)
+    return blocks.home(sections, filters=filters, themes=themes, first=loop_rows)
 
 
 def _named(item: HomeItem, names: dict[str, str]) -> HomeItem:

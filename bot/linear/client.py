@@ -113,6 +113,7 @@ class LinearClient:
         )
         self._url = base_url
         self._labels: dict[str, dict[str, str]] = {}
+        self._blocked_until = 0.0  # monotonic time before which a rate-limited client makes no request at all
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -224,6 +225,9 @@ class LinearClient:
 
     def _execute(self, operation: str, variables: dict[str, Any]) -> dict[str, Any]:
         """POST one named document and return ``data``, or raise the matching LinearError."""
+        wait = self._blocked_until - time.monotonic()
+        if wait > 0:  # Linear said when to come back: every caller (outbox, poll) waits, none spends a request
+            raise LinearRateLimited(f"Linear {operation}: rate limited for {wait:.0f} s more", retry_after=wait)
         body = {"query": GRAPHQL_DOCUMENTS[operation], "variables": variables, "operationName": operation}
         try:
             response = self._http.post(self._url, json=body)
@@ -231,7 +235,12 @@ class LinearClient:
             raise LinearUnavailable(f"Linear {operation} timed out: {exc}", code="TIMEOUT") from exc
         except httpx.TransportError as exc:
             raise LinearUnavailable(f"Linear {operation} failed: {exc}", code="NETWORK") from exc
-        return _data_or_raise(operation, response)
+        try:
+            return _data_or_raise(operation, response)
+        except LinearRateLimited as exc:
+            if exc.retry_after:
+                self._blocked_until = max(self._blocked_until, time.monotonic() + exc.retry_after)
+            raise
 
 
 def _data_or_raise(operation: str, response: httpx.Response) -> dict[str, Any]:

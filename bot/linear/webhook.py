@@ -23,6 +23,9 @@ class WebhookEvent:
     url: str | None
     webhook_timestamp: int  # UNIX ms, when Linear sent it
     state_changed: bool = False  # updatedFrom carries stateId: the workflow state moved
+    title: str | None = None
+    updated_at: str | None = None  # the issue's updatedAt (ISO 8601): orders deliveries about one issue
+    actor_type: str | None = None
 
 
 def verify_webhook(
@@ -85,6 +88,9 @@ def parse_webhook(body: bytes) -> WebhookEvent:
         url=_str_or_none(payload.get("url") or data.get("url")),
         webhook_timestamp=stamp,
         state_changed=is_issue and isinstance(updated_from, dict) and "stateId" in updated_from,
+        title=_str_or_none(data.get("title")) if is_issue else None,
+        updated_at=_str_or_none(data.get("updatedAt")) if is_issue else None,
+        actor_type=_str_or_none(_dict(payload.get("actor")).get("type")),
     )
 
 

@@ -137,6 +137,11 @@ def _linked(session: Session, link: LinearLink, fb: Feedback, issue: IssueRef) -
             link_issue(session, dup, issue.identifier, via="duplicate")
     for other in queries.links_to_issue(session=session, issue_id=link.issue_id):  # every card shows the demand
         enqueue_card_update(session, other.feedback_id, f"demand:{link.id}")
+    if link.via != "duplicate":  # a merged duplicate hears nothing until the original's issue moves again
+        snapshot = {"id": issue.id, "state_type": issue.state_type, "state_name": issue.state_name,
+                    "identifier": issue.identifier, "title": issue.title, "url": issue.url}  # fmt: skip
+        payload = {"issue": snapshot, "feedback_id": fb.id, "lane": f"issue:{issue.id}"}
+        queries.enqueue(session=session, key=f"linear.linked:{link.id}", kind=Kind.LINEAR_STATE, payload=payload)
     detail = {"identifier": issue.identifier, "via": link.via}
     queries.add_event(session=session, feedback=fb, kind="linear_linked", actor=None, detail=detail)
     verb = "created" if link.via == "create" else "linked"

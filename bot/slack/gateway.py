@@ -22,6 +22,7 @@ from bot.slack.kit import notice_modal
 log = logging.getLogger(__name__)
 
 METADATA_EVENT = "feedbackbot_outbox"
+PACE_SECONDS = 1.1  # Slack allows about one message per second per channel
 
 
 class SlackError(Exception):
@@ -119,6 +120,9 @@ class SlackGateway:
         self._users: dict[str, dict[str, Any]] = {}
         self._groups: dict[str, tuple[float, set[str]]] = {}
         self._lock = threading.Lock()
+        self._dms: dict[str, str] = {}
+        self._last_post: dict[str, float] = {}
+        self._pace_lock = threading.Lock()
 
     def _call(self, method: str, fn: Callable[..., Any], **kwargs: Any) -> Any:
         try:
@@ -292,14 +296,36 @@ class SlackGateway:
         reconcile_since: float | None,
         blocks: list[dict[str, Any]] | None = None,
         thread_ts: str | None = None,
+        paced: bool = False,
     ) -> str:
-        """Posts under an outbox key; after an attempt that died mid-send, first finds the message it may have left."""
+        """Posts under an outbox key; after an attempt that died mid-send, first finds the message it may have left.
+        `paced` keeps this process at or under one message per second per channel (Slack's posting limit)."""
         found = (
             self.find_posted(channel, key, thread_ts=thread_ts, since=reconcile_since)
             if reconcile_since is not None
             else None
         )
-        return found or self.post(channel, text, blocks=blocks, thread_ts=thread_ts, key=key)
+        if found:
+            return found
+        if paced:
+            self.pace(channel)
+        return self.post(channel, text, blocks=blocks, thread_ts=thread_ts, key=key)
+
+    def pace(self, channel: str, interval: float = PACE_SECONDS) -> None:
+        """Waits until `interval` has passed since this process last posted a paced message to the channel."""
+        with self._pace_lock:
+            now = time.monotonic()
+            slot = max(now, self._last_post.get(channel, 0.0) + interval)
+            self._last_post[channel] = slot
+        if slot > now:
+            time.sleep(slot - now)
+
+    def dm_channel(self, user_id: str) -> str:
+        """The app's DM conversation with a person (conversations.open, cached), so posts there can be found."""
+        if user_id not in self._dms:
+            resp = self._call("conversations.open", self.client.conversations_open, users=user_id)
+            self._dms[user_id] = str((resp.get("channel") or {})["id"])
+        return self._dms[user_id]
 
     def display_names(self, user_ids: set[str]) -> dict[str, str]:
         """Names for mentions in customer text (users.info, cached); an unknown user keeps its id."""

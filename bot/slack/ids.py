@@ -12,6 +12,7 @@ class Callback(StrEnum):
     GLOBAL_SHORTCUT = "feedback_global"
     LOG_MODAL = "log_feedback_modal"
     FEEDBACK_MODAL = "feedback_modal"
+    LOOP_EDIT_MODAL = "loop_edit_modal"
 
 
 class Action(StrEnum):
@@ -31,6 +32,11 @@ class Action(StrEnum):
     UNDO = "triage.undo"
     PROMOTE = "triage.promote"
     HOME_FILTER = "home.filter"
+    LOOP_SEND = "loop.send"
+    LOOP_EDIT = "loop.edit"
+    LOOP_SKIP = "loop.skip"
+    LOOP_TOLD = "loop.told"
+    LOOP_RETRY = "loop.retry"
 
 
 MODAL_ACTIONS = {Action.LINK, Action.WONT_DO, Action.DUPLICATE}
@@ -56,3 +62,5 @@ class Field(StrEnum):
     TYPE_HINT = "type_hint"
     CUSTOMER_TEXT = "customer_text"
     CUSTOMER_USER = "customer_user"
+    MESSAGE = "message"
+    RELEASE_NOTE = "release_note"

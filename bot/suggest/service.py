@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.domain import Status
+from bot.domain import SimilarItem, Status, Suggested
 from bot.settings import Settings, ThemeSetting
 from bot.suggest.classify import DEFAULT_THEMES, DEFAULT_TYPES, LabelModel, LabelSpec, Suggester, Suggestion
 from bot.suggest.embedder import Embedder
@@ -243,3 +243,38 @@ def backfill(service: SuggestionService, *, batch: int = 64, progress: bool = Tr
                     fb.embedding = to_blob(vec)
                 done += len(rows)
                 bar.update(len(rows))
+
+
+def suggested_view(fb: Feedback) -> Suggested | None:
+    """The stored suggestion as a card shows it (None before the model ran)."""
+    if fb.suggested_type is None:
+        return None
+    return Suggested(
+        type=fb.suggested_type,
+        type_confidence=fb.type_confidence or 0.0,
+        theme=fb.suggested_theme,
+        theme_confidence=fb.theme_confidence or 0.0,
+        impact=fb.suggested_impact or "Low",
+        feedback_score=fb.feedback_score if fb.feedback_score is not None else 1.0,
+    )
+
+
+def similar_items(session: Session, fb: Feedback) -> list[SimilarItem]:
+    """The stored similar hits, resolved to text and the Linear issue each was routed to."""
+    items = []
+    for hit in fb.similar or []:
+        other = queries.feedback_by_id(session=session, feedback_id=int(hit["id"]))
+        if other is None:
+            continue
+        link = queries.first_link(session=session, feedback_id=other.id)
+        items.append(
+            SimilarItem(
+                feedback_id=other.id,
+                score=float(hit["score"]),
+                duplicate=bool(hit["duplicate"]),
+                text=other.text,
+                linear=link.identifier if link else None,
+                linear_url=link.url if link else None,
+            )
+        )
+    return items

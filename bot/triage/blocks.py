@@ -111,6 +111,9 @@ def _decisions(t: TriageView, status: str) -> str:
         parts.append(f"*Linear:* {label}{state}{demand}{note}")
     if t.requesters:
         parts.append(f"*Also requested by:* {', '.join(t.requesters[:20])}")
+    for line in t.loop[:10]:
+        flag = " · :warning: *loop still open after it shipped*" if line.overdue else ""
+        parts.append(f"*Loop:* {line.who}: {line.state}{flag}")
     if t.last_action:
         parts.append(f"_{t.last_action}_")
     return "\n".join(parts)

@@ -50,7 +50,7 @@ def _is_chatter(deps: Deps, fb: Feedback) -> bool:
 
 def _render(deps: Deps, session: Session, fb: Feedback, note: str | None) -> tuple[str, list[dict[str, Any]]]:
     """The card for a row as it stands, with the names of users the customer mentioned."""
-    data = card_data(session, fb, note, deps.settings.ref_secret())
+    data = card_data(session, fb, note, deps.settings.ref_secret(), loop_sla_days=deps.settings.feedback_loop_sla_days)
     mentioned = mentioned_users(data.text).union(*(mentioned_users(item.text) for item in data.similar))
     return blocks.card(replace(data, names=deps.slack.display_names(mentioned)))
 

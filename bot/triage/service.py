@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -20,9 +21,9 @@ from bot.domain import (
     FeedbackType,
     Kind,
     LinkView,
-    SimilarItem,
+    LoopLine,
+    LoopStage,
     Status,
-    Suggested,
     TriageView,
     UserFacingError,
 )  # fmt: skip
@@ -30,9 +31,10 @@ from bot.linear.client import parse_issue_ref
 from bot.routing.service import create_issue, link_issue
 from bot.slack.ids import Action
 from bot.slack.kit import name
-from storage import queries
+from bot.suggest.service import similar_items, suggested_view
+from storage import loops, queries
 from storage.db import utcnow
-from storage.models import ACTIVE_LINKS, Feedback, LinkStatus
+from storage.models import ACTIVE_LINKS, Feedback, LinkStatus, LoopMessage, LoopState, OutboxStatus
 
 log = logging.getLogger(__name__)
 NOT_AN_OWNER = "Pick an owner from our own team."
@@ -266,46 +268,61 @@ def _author(fb: Feedback) -> str:
     return label or "unknown"
 
 
-def _suggested(fb: Feedback) -> Suggested | None:
-    if fb.suggested_type is None:
-        return None
-    return Suggested(
-        type=fb.suggested_type,
-        type_confidence=fb.type_confidence or 0.0,
-        theme=fb.suggested_theme,
-        theme_confidence=fb.theme_confidence or 0.0,
-        impact=fb.suggested_impact or "Low",
-        feedback_score=fb.feedback_score if fb.feedback_score is not None else 1.0,
-    )
-
-
-def similar_items(session: Session, fb: Feedback) -> list[SimilarItem]:
-    """The stored similar hits, resolved to text and the Linear issue each was routed to."""
-    items = []
-    for hit in fb.similar or []:
-        other = queries.feedback_by_id(session=session, feedback_id=int(hit["id"]))
-        if other is None:
-            continue
-        link = queries.first_link(session=session, feedback_id=other.id)
-        items.append(
-            SimilarItem(
-                feedback_id=other.id,
-                score=float(hit["score"]),
-                duplicate=bool(hit["duplicate"]),
-                text=other.text,
-                linear=link.identifier if link else None,
-                linear_url=link.url if link else None,
-            )
-        )
-    return items
-
-
 def who(fb: Feedback) -> str:
     """Short customer label for lists."""
     return _author(fb)
 
 
-def triage_view(session: Session, fb: Feedback, secret: str) -> TriageView:
+LOOP_STATE_LABELS = {
+    LoopState.DRAFT: "waiting for approval",
+    LoopState.QUEUED: "approved, sending",
+    LoopState.SENT: "told",
+    LoopState.SKIPPED: "skipped",
+    LoopState.TASK: "owner to tell them (no Slack thread)",
+    LoopState.TOLD: "told by hand",
+    LoopState.FAILED: "failed",
+}
+
+STAGE_LABELS = {LoopStage.UPDATE: "started", LoopStage.RESOLUTION: "shipped", LoopStage.CANCELED: "canceled"}
+
+
+def state_label(session: Session, msg: LoopMessage, now: datetime) -> str:
+    """Where one message stands, as staff read it (quiet hours and dead deliveries included)."""
+    if msg.status == LoopState.QUEUED:
+        item = queries.outbox_by_key(session=session, key=f"loop.send:{msg.id}")
+        if item is not None and item.status in (OutboxStatus.DEAD, OutboxStatus.FAILED):
+            return "failed (see App Home)"
+        if msg.send_after and msg.send_after > now:
+            return f"quiet hours, goes out {msg.send_after:%a %d %b %H:%M} UTC"
+    return LOOP_STATE_LABELS[LoopState(msg.status)]
+
+
+def loop_lines(session: Session, fbs: list[Feedback], now: datetime, sla_days: float) -> list[LoopLine]:
+    """Each requester's messages for a card; a requester not told `sla_days` after the issue shipped is flagged."""
+    by_id = {fb.id: fb for fb in fbs}
+    cut = now - timedelta(days=sla_days)
+    overdue = {
+        fb.id
+        for fb, _ in loops.loops_overdue(session=session, completed_before=cut, feedback_ids=list(by_id))
+        if fb.id in by_id
+    }
+    lines, told = [], set()
+    for msg in loops.loop_messages(session=session, feedback_ids=list(by_id)):
+        label = f"{STAGE_LABELS[LoopStage(msg.stage)]}: {state_label(session, msg, now)}"
+        late = msg.feedback_id in overdue and msg.stage == LoopStage.RESOLUTION
+        lines.append(LoopLine(requester(by_id[msg.feedback_id]), msg.stage, label, overdue=late))
+        told.add(msg.feedback_id) if late else None
+    for fid in sorted(overdue - told):
+        lines.append(LoopLine(requester(by_id[fid]), LoopStage.RESOLUTION, "shipped: not told yet", overdue=True))
+    return lines
+
+
+def requester(fb: Feedback) -> str:
+    """A requester's name as staff see it (plain text, escaped)."""
+    return name(fb.author_name or fb.customer or "") or f"item #{fb.id}"
+
+
+def triage_view(session: Session, fb: Feedback, secret: str, *, loop_sla_days: float = 3.0) -> TriageView:
     """Decisions, Linear links with demand, requesters and the last action, for cards and App Home."""
     links = []
     for link in queries.links_for(session=session, feedback_id=fb.id):
@@ -340,6 +357,9 @@ def triage_view(session: Session, fb: Feedback, secret: str) -> TriageView:
         themes=[t.name for t in queries.themes(session=session)],
         can_undo=last is not None,
         routed=any(link.status in ACTIVE_LINKS for link in queries.links_for(session=session, feedback_id=fb.id)),
+        loop=loop_lines(
+            session, [fb, *queries.duplicates_of(session=session, feedback_id=fb.id)], utcnow(), loop_sla_days
+        ),
     )
 
 
@@ -348,6 +368,8 @@ def card_data(
     fb: Feedback,
     note: str | None = None,
     secret: str | None = None,
+    *,
+    loop_sla_days: float = 3.0,
 ) -> CardData:
     """Plain values for blocks.card."""
     org = "external" if fb.is_external else "internal"
@@ -369,8 +391,8 @@ def card_data(
         type_hint=fb.type_hint,
         deleted=fb.deleted_at is not None,
         edited=fb.edited_at is not None,
-        suggested=_suggested(fb),
+        suggested=suggested_view(fb),
         suggestion_note=note,
         similar=similar_items(session, fb),
-        triage=triage_view(session, fb, secret) if secret is not None else None,
+        triage=triage_view(session, fb, secret, loop_sla_days=loop_sla_days) if secret is not None else None,
     )
