@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from storage.db import utcnow
 from storage.models import (
     Feedback,
+    FeedbackEvent,
     LinearIssue,
     LinearLink,
     LinkStatus,
@@ -207,3 +208,13 @@ def created_from(*, session: Session, issue_id: str) -> Feedback | None:
         .limit(1)
     )
     return session.scalar(stmt)
+
+
+def who_linked(*, session: Session, feedback_id: int) -> str | None:
+    """The staff member whose action linked the item to Linear (route, link or duplicate), latest first."""
+    stmt = (
+        select(FeedbackEvent)
+        .where(FeedbackEvent.feedback_id == feedback_id, FeedbackEvent.actor.is_not(None))
+        .order_by(FeedbackEvent.id.desc())
+    )
+    return next((e.actor for e in session.scalars(stmt) if (e.detail or {}).get("links")), None)

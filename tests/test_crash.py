@@ -284,3 +284,35 @@ def _loop_settled(fake: FakeSlack, items: list[dict], timeout: float) -> None:
 
 def _shipped(fake: FakeSlack, channel: str) -> bool:
     return any("live" in p["text"] for p in _loop_posts(fake, channel))
+
+
+def test_one_scheduler_is_active_and_a_standby_takes_over(fake: FakeSlack, tmp_path: Path) -> None:
+    first, second = Bot(fake, tmp_path / "a"), Bot(fake, tmp_path / "b")
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    second.env["DATABASE_URL"] = first.env["DATABASE_URL"]  # one database, two scheduler processes
+    first.start(role="scheduler")
+    second.start(role="scheduler")
+    try:
+        assert first.send(_message(fake, 0)) == 404, "a scheduler process takes no Slack requests"
+        active = _wait_for_log([tmp_path / "a" / "scheduler.log", tmp_path / "b" / "scheduler.log"], 15)
+        standby = second if active == 0 else first
+        (first if active == 0 else second).kill()
+        log = standby.tmp / "scheduler.log"
+        assert _wait_for_log([log], 15) == 0, "the standby never took over"
+    finally:
+        first.kill(signal.SIGTERM) if first.proc and first.proc.poll() is None else None
+        second.kill(signal.SIGTERM) if second.proc and second.proc.poll() is None else None
+
+
+def _wait_for_log(logs: list[Path], timeout: float) -> int:
+    """Index of the one log that says its scheduler is active (fails if none, or more than one, does)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        active = [i for i, p in enumerate(logs) if p.exists() and "scheduler active" in p.read_text()]
+        if active:
+            time.sleep(1.0)  # a second one would have said so by now
+            again = [i for i, p in enumerate(logs) if p.exists() and "scheduler active" in p.read_text()]
+            assert again == active, "two schedulers became active at once"
+            return active[0]
+        time.sleep(0.2)
+    raise AssertionError("no scheduler became active")

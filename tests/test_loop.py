@@ -256,6 +256,9 @@ def test_slack_faults_are_retried_until_the_message_lands_once(bot: Console) -> 
         if any(m.status == "sent" for m in messages(bot)):
             break
     assert len(loop_posts(bot, "C0SHARED")) == 1 and messages(bot)[0].status == "sent"
+    posts = bot.fake.calls_to("chat.postMessage")
+    limited = next(i for i, c in enumerate(posts) if c.status == 429)
+    assert posts[limited + 1].at - posts[limited].at >= 0.95  # Retry-After: 1 was honoured
 
 
 def test_a_refused_message_shows_in_home_and_retry_sends_it(bot: Console) -> None:
@@ -303,6 +306,10 @@ def test_untriaged_items_remind_once_a_day_and_open_loops_are_flagged(bot: Conso
     assert bot.bot.scheduler.run_now("loops-overdue")["overdue"] == 1
     bot.settle()
     assert "loop still open after it shipped" in json.dumps(card_message(bot, shipped.id)["blocks"])
+    bot.send_event({"type": "app_home_opened", "user": "U0STAFF", "channel": "D0STAFF", "tab": "home",
+                    "event_ts": "1700000000.000100"})  # fmt: skip
+    bot.settle()
+    assert "Loops still open after shipping" in json.dumps(bot.fake.calls_to("views.publish")[-1].args["view"])
 
 
 def test_scheduler_lock_admits_one_process(any_db_url: str) -> None:

@@ -93,7 +93,8 @@ def test_approval_dm_edit_modal_and_home_rows_pass_block_kit_and_limits() -> Non
         _check_limits(body)
         assert len(text) <= 3000
         View(**blocks.edit_modal(d, d.text)).validate_json()
-    rows = blocks.home_rows([_draft()] * 6, [("1.1.0." + "b" * 12, "loop.send:9", "x" * 5000)] * 6)
+    late = ["#1 · " + "n" * 300 + " · ENG-1 shipped 4 days ago"] * 6
+    rows = blocks.home_rows([_draft()] * 6, [("1.1.0." + "b" * 12, "loop.send:9", "x" * 5000)] * 6, late)
     _check_limits(rows)
     View(type="home", blocks=rows).validate_json()
     no_thread = blocks.draft(_draft(channel_id=None))[1]

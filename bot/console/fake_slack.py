@@ -16,7 +16,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -39,6 +39,7 @@ class Call:
     args: dict[str, Any]
     status: int
     response: dict[str, Any]
+    at: float = field(default_factory=time.monotonic)  # when it was answered, to check waits like Retry-After
 
 
 @dataclass

@@ -58,9 +58,15 @@ def edit_modal(d: LoopDraft, raw_text: str) -> dict[str, Any]:
     }
 
 
-def home_rows(drafts: list[LoopDraft], stuck: list[tuple[str, str, str]]) -> list[dict[str, Any]]:
-    """App Home: loops waiting for someone, then deliveries that gave up, each with its button."""
+def home_rows(
+    drafts: list[LoopDraft], stuck: list[tuple[str, str, str]], late: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """App Home: loops still open after the issue shipped, loops waiting for someone, then deliveries that gave
+    up, each with its button."""
     rows: list[dict[str, Any]] = []
+    if late:
+        text = ":warning: *Loops still open after shipping*\n" + "\n".join(f"• {line}" for line in late)
+        rows.append({"type": "section", "text": mrkdwn(text)})
     if drafts:
         rows += [{"type": "header", "text": plain("Loops to close", 150)}]
         for d in drafts:
@@ -71,6 +77,6 @@ def home_rows(drafts: list[LoopDraft], stuck: list[tuple[str, str, str]]) -> lis
     if stuck:
         rows += [{"type": "header", "text": plain("Failed deliveries", 150)}]
         for ref, key, error in stuck:
-            text = mrkdwn(f"`{truncate(key, 120)}`: {truncate(error, 400)}")
-            rows.append({"type": "section", "text": text, "accessory": button(Action.LOOP_RETRY, "Retry", ref)})
+            entry = mrkdwn(f"`{truncate(key, 120)}`: {truncate(error, 400)}")
+            rows.append({"type": "section", "text": entry, "accessory": button(Action.LOOP_RETRY, "Retry", ref)})
     return rows

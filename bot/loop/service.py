@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -111,9 +111,10 @@ def _offer(
     thread = fb.thread_ts or fb.message_ts if fb.channel_id else None
     auto = settings.feedback_close_loop == "auto" and stage is not LoopStage.CANCELED and thread is not None
     status = LoopState.QUEUED if auto else (LoopState.DRAFT if thread else LoopState.TASK)
+    approver = fb.owner_id or loops.who_linked(session=session, feedback_id=fb.id)
     values = {
         "feedback_id": fb.id, "issue_id": issue.id, "stage": stage.value, "status": status.value,
-        "text": render(settings, stage, fb, _title(session, fb, issue)), "approver": fb.owner_id or fb.triaged_by,
+        "text": render(settings, stage, fb, _title(session, fb, issue)), "approver": approver,
         "channel_id": fb.channel_id if thread else None, "thread_ts": thread, "send_after": None,
     }  # fmt: skip
     msg = loops.add_loop_message(session=session, values=values)
@@ -308,4 +309,10 @@ def home_rows(deps: Deps, session: Session) -> list[dict[str, Any]]:
         (CardRef(item.id, 0).encode(secret), item.key, escape(item.last_error or item.status))
         for item in loops.stuck_outbox(session=session, limit=6)
     ]
-    return blocks.home_rows(drafts, stuck)
+    cut = deps.now() - timedelta(days=deps.settings.feedback_loop_sla_days)
+    late = [
+        f"#{fb.id} · {requester(fb)} · {issue.identifier or issue.id} shipped "
+        f"{(deps.now() - issue.completed_at).days if issue.completed_at else '?'} days ago"
+        for fb, issue in loops.loops_overdue(session=session, completed_before=cut)[:6]
+    ]
+    return blocks.home_rows(drafts, stuck, late)
