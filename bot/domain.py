@@ -74,6 +74,9 @@ class Kind(StrEnum):
     LOOP_DRAFT = "loop.draft"
     LOOP_SEND = "loop.send"
     REMINDER = "reminder"
+    REPORT_POST = "report.post"
+    REPORT_CHART = "report.chart"
+    REPORT_THREAD = "report.thread"
 
 
 class LoopStage(StrEnum):
@@ -275,3 +278,44 @@ class HomeItem:
     suggested_type: str | None = None
     suggested_theme: str | None = None
     names: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReportLine:
+    """One line of a report: our own words (raw), an optional link, and an optional customer verbatim (as Slack
+    sends it), so Markdown and Block Kit renderers can each make it safe their own way."""
+
+    text: str
+    link: str | None = None
+    quote: str | None = None
+
+
+@dataclass(frozen=True)
+class ReportSection:
+    """A titled list of lines; `empty` is shown when there are none."""
+
+    title: str
+    lines: list[ReportLine] = field(default_factory=list)
+    empty: str = "Nothing this period."
+
+
+@dataclass(frozen=True)
+class ChartData:
+    """Weekly counts by type for the digest's chart: week labels and one series per type."""
+
+    weeks: list[str]
+    series: dict[str, list[int]]
+
+
+@dataclass(frozen=True)
+class Report:
+    """A digest, monthly or quarterly report as plain values; `details` go in a thread under the message."""
+
+    kind: str
+    key: str
+    title: str
+    period: str
+    summary: list[str]
+    sections: list[ReportSection]
+    details: list[ReportSection] = field(default_factory=list)
+    chart: ChartData | None = None

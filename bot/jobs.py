@@ -8,6 +8,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.capture import jobs as capture
 from bot.domain import Kind
 from bot.loop import jobs as loop
+from bot.reports import jobs as reports
 from bot.routing import jobs as routing
 from bot.runtime import inbox
 from bot.runtime.outbox import Handler, Preparer
@@ -29,6 +30,9 @@ OUTBOX: dict[Kind, Handler] = {
     Kind.LOOP_DRAFT: loop.draft,
     Kind.LOOP_SEND: loop.send,
     Kind.REMINDER: loop.reminder,
+    Kind.REPORT_POST: reports.post,
+    Kind.REPORT_CHART: reports.upload_chart,
+    Kind.REPORT_THREAD: reports.post_detail,
 }
 # Run on a whole claimed batch of one kind before its rows run (one model call for many cards).
 PREPARE: dict[Kind, Preparer] = {Kind.CARD: triage.prepare, Kind.CARD_UPDATE: triage.prepare}
@@ -39,4 +43,8 @@ SCHEDULE: list[Sweep] = [
     Sweep("linear-poll", lambda s: IntervalTrigger(seconds=s.feedback_linear_poll_seconds), loop.poll),
     Sweep("triage-reminders", lambda s: CronTrigger(hour=9, minute=0, timezone=s.feedback_tz), loop.triage_reminders),
     Sweep("loops-overdue", lambda s: IntervalTrigger(hours=1), loop.loops_overdue),
+    # reports: every 15 minutes, "is a period due and not yet queued?" (late runs within the grace time)
+    Sweep("weekly-digest", lambda s: IntervalTrigger(minutes=15), reports.sweep("weekly")),
+    Sweep("monthly-report", lambda s: IntervalTrigger(minutes=15), reports.sweep("monthly")),
+    Sweep("quarterly-review", lambda s: IntervalTrigger(minutes=15), reports.sweep("quarterly")),
 ]

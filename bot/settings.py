@@ -157,6 +157,12 @@ class Settings(BaseSettings):
     feedback_triage_sla_hours: float = Field(default=48.0, gt=0)
     feedback_loop_sla_days: float = Field(default=3.0, gt=0)
     feedback_scheduler_lock: str | None = None
+    feedback_digest_channel: str | None = None
+    feedback_digest_cron: str = "0 9 * * mon"
+    feedback_monthly_cron: str = "0 9 1 * *"
+    feedback_quarterly_cron: str = "0 9 1 1,4,7,10 *"
+    feedback_report_grace_hours: float = Field(default=96.0, gt=0)
+    feedback_stalled_days: float = Field(default=3.0, gt=0)
 
     @field_validator("feedback_watch_channels", mode="before")
     @classmethod
@@ -220,6 +226,18 @@ class Settings(BaseSettings):
             raise ValueError(f"FEEDBACK_TZ: unknown time zone {value!r}") from exc
         return value
 
+    @field_validator("feedback_digest_cron", "feedback_monthly_cron", "feedback_quarterly_cron", mode="after")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        """Five crontab fields (minute hour day month weekday), checked at start."""
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(value, timezone="UTC")
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a crontab expression (minute hour day month weekday): {exc}") from exc
+        return value
+
     @field_validator("feedback_quiet_hours", mode="after")
     @classmethod
     def _quiet(cls, value: str) -> str:
@@ -245,6 +263,10 @@ class Settings(BaseSettings):
         """Precedence: explicit arguments, then env vars, then feedbackbot.toml."""
         toml = TomlConfigSettingsSource(settings_cls, toml_file=_config_file())
         return (init_settings, env_settings, toml)
+
+    def digest_channel(self) -> str | None:
+        """FEEDBACK_DIGEST_CHANNEL, else the triage channel."""
+        return self.feedback_digest_channel or self.feedback_triage_channel
 
     def quiet_hours(self) -> QuietHours:
         """FEEDBACK_QUIET_HOURS parsed (validated at load)."""

@@ -99,6 +99,9 @@ class Feedback(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     edited_at: Mapped[datetime | None] = mapped_column()
     deleted_at: Mapped[datetime | None] = mapped_column()
+    thread_last_at: Mapped[datetime | None] = mapped_column()  # the newest human reply in the item's thread
+    thread_last_staff: Mapped[bool | None] = mapped_column()  # ...written by staff (else by the customer)
+    staff_replied_at: Mapped[datetime | None] = mapped_column()  # the first staff reply: a promise was made
 
     events: Mapped[list[FeedbackEvent]] = relationship(
         back_populates="feedback", order_by="FeedbackEvent.id", cascade="all, delete-orphan"

@@ -288,7 +288,8 @@ def _shipped(fake: FakeSlack, channel: str) -> bool:
 
 def test_one_scheduler_is_active_and_a_standby_takes_over(fake: FakeSlack, tmp_path: Path) -> None:
     first, second = Bot(fake, tmp_path / "a"), Bot(fake, tmp_path / "b")
-    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
     second.env["DATABASE_URL"] = first.env["DATABASE_URL"]  # one database, two scheduler processes
     first.start(role="scheduler")
     second.start(role="scheduler")

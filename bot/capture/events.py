@@ -54,6 +54,7 @@ def on_message(deps: Deps, event: dict[str, Any], envelope: dict[str, Any]) -> N
         log.info("message event without a channel ignored")
         return
     if subtype not in {"message_changed", "message_deleted"}:
+        _note_thread_reply(deps, event, channel)
         req = service.auto_capture_request(deps, event, envelope.get("is_ext_shared_channel"))  # Slack first
         if req is not None:
             _capture_or_join(deps, req)
@@ -65,6 +66,18 @@ def on_message(deps: Deps, event: dict[str, Any], envelope: dict[str, Any]) -> N
             service.record_delete(
                 session=session, settings=deps.settings, channel_id=channel, ts=str(event.get("deleted_ts"))
             )
+
+
+def _note_thread_reply(deps: Deps, event: dict[str, Any], channel: str) -> None:
+    """A person's reply in a thread: recorded on the thread's item (if any) for the digest's stalled promises."""
+    thread, ts, user = event.get("thread_ts"), event.get("ts"), event.get("user")
+    if not isinstance(thread, str) or thread == ts or event.get("bot_id") or not isinstance(user, str):
+        return
+    if user == deps.slack.bot_user_id or event.get("subtype") not in service.ALLOWED_SUBTYPES:
+        return
+    staff = (service.author_team(event) or deps.slack.user(user).get("team_id")) == deps.slack.team_id
+    with deps.transaction() as session:
+        service.record_thread_reply(session=session, channel_id=channel, thread_ts=thread, at=deps.now(), staff=staff)
 
 
 def _capture_or_join(deps: Deps, req: CaptureRequest) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import unicodedata
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -129,8 +129,9 @@ def refresh_channel(deps: Deps, channel_id: str) -> bool:
     return shared
 
 
-def capture(*, session: Session, settings: Settings, req: CaptureRequest) -> CaptureResult:
-    """One transaction: the row (unique key), its audit line and its outbox rows; never a side effect."""
+def capture(*, session: Session, settings: Settings, req: CaptureRequest, followups: bool = True) -> CaptureResult:
+    """One transaction: the row (unique key), its audit line and its outbox rows (none for an import); never a
+    side effect."""
     text, truncated = clean_text(req.text, settings.feedback_max_text)
     hydrate = req.text is None
     if not text and not hydrate:
@@ -160,7 +161,8 @@ def capture(*, session: Session, settings: Settings, req: CaptureRequest) -> Cap
         actor=req.captured_by or req.author_user_id,
         detail={"method": req.method.value, "truncated": truncated},
     )
-    _enqueue_followups(session, settings, fb)
+    if followups:
+        _enqueue_followups(session, settings, fb)
     log.info("captured feedback %s via %s (%d chars)", fb.id, req.method.value, len(text))
     return CaptureResult(fb, created=True)
 
@@ -362,3 +364,14 @@ def join(*, session: Session, settings: Settings, fb: Feedback, req: CaptureRequ
     enqueue_card_update(session, fb.id, f"join:{req.message_ts}")
     log.info("message %s joined feedback %s", req.message_ts, fb.id)
     return True
+
+
+def record_thread_reply(*, session: Session, channel_id: str, thread_ts: str, at: datetime, staff: bool) -> None:
+    """A person replied in a captured item's thread: who spoke last, and whether staff ever answered (the
+    weekly digest's stalled promises)."""
+    fb = queries.thread_item(session=session, channel_id=channel_id, thread_ts=thread_ts)
+    if fb is None:
+        return
+    fb.thread_last_at, fb.thread_last_staff = at, staff
+    if staff and fb.staff_replied_at is None:
+        fb.staff_replied_at = at

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from bot.console import payloads
@@ -27,7 +29,9 @@ USAGE = {
     "home": "home [USER]",
     "linear": "linear [move ISSUE STATE]",
     "loop": "loop USER send|edit|skip|told #ID",
-    "sweep": "sweep linear-poll|triage-reminders|loops-overdue",
+    "sweep": "sweep linear-poll|triage-reminders|loops-overdue|weekly-digest|monthly-report|quarterly-review",
+    "report": "report weekly|monthly|quarterly",
+    "clock": "clock +Nd|+Nh",
     "feedback": "feedback",
     "outbox": "outbox",
 }
@@ -50,6 +54,8 @@ HELP = f"""commands:
                                 webhook is delivered, so the owner gets a draft to approve
   loop USER send|edit|skip|told #ID  press a button on the approval DM for item #ID (edit opens the modal)
   sweep NAME                    run a scheduled sweep now (linear-poll catches states without webhooks)
+  report weekly|monthly|quarterly  this period's report as Markdown; the chart is written to a file
+  clock +7d                     move the bot's clock forward (days or hours), then run every scheduled sweep
   feedback | outbox             show stored feedback rows / outbox items
   help | quit"""
 
@@ -267,7 +273,23 @@ def _sweep(c: Console, rest: str) -> None:
     c.out.write(f"  {name}: {c.bot.scheduler.run_now(name)}\n")
 
 
+def _report(c: Console, rest: str) -> None:
+    kind = rest.strip()
+    if kind not in ("weekly", "monthly", "quarterly"):
+        raise UsageError("need weekly, monthly or quarterly")
+    c.out.write(c.report(kind))
+
+
+def _clock(c: Console, rest: str) -> None:
+    m = re.fullmatch(r"\+(\d+)([dh])", rest.strip())
+    if not m:
+        raise UsageError("need +Nd or +Nh")
+    c.advance(timedelta(days=int(m.group(1))) if m.group(2) == "d" else timedelta(hours=int(m.group(1))))
+
+
 COMMANDS: dict[str, Callable[[Console, str], None]] = {
+    "report": _report,
+    "clock": _clock,
     "loop": _loop,
     "sweep": _sweep,
     "click": _click,

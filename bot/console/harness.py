@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import tempfile
 import threading
 import time
 import uuid
@@ -67,6 +69,7 @@ class Console:
         self.seen = 0
         self.last_view: dict[str, Any] | None = None
         self.last_user = "U0STAFF"
+        self.offset = timedelta(0)
 
     def _serve(self) -> None:
         from waitress.server import create_server
@@ -125,6 +128,33 @@ class Console:
             resp = self.post_linear(body)
             self.out.write(f"(Linear webhook: HTTP {resp.status_code} {resp.json().get('outcome', resp.text)})\n")
         return body
+
+    def advance(self, delta: timedelta) -> None:
+        """Moves the bot's clock (deps.now) forward, then runs every scheduled sweep as the scheduler would."""
+        self.offset += delta
+        self.bot.deps.now = lambda: utcnow() + self.offset
+        self.out.write(f"(the bot's clock is now {self.bot.deps.now():%a %Y-%m-%d %H:%M} UTC)\n")
+        for name in self.bot.scheduler.sweeps:
+            result = self.bot.scheduler.run_now(name)
+            if result.get("queued") or result.get("moved") or result.get("reminded") or result.get("overdue"):
+                self.out.write(f"  {name}: {result}\n")
+        self.settle()
+
+    def report(self, kind: str) -> str:
+        """This period's report (at the bot's clock) as Markdown; the chart goes to a file whose path is shown."""
+        from bot.reports import chart, render, service
+        from bot.reports.periods import period_for
+
+        now = self.bot.deps.now()
+        period = period_for(kind, now, self.settings.feedback_tz)
+        with self.bot.deps.transaction() as session:
+            built = service.build(session, self.settings, period, now)
+        path = None
+        if built.chart is not None:
+            path = os.path.join(tempfile.gettempdir(), f"feedbackbot-{period.key.replace(':', '-')}.png")
+            with open(path, "wb") as handle:
+                handle.write(chart.png(built.chart))
+        return render.markdown(built, path) + (f"(chart written to {path})\n" if path else "")
 
     def _signed(self, body: str, content_type: str) -> httpx.Response:
         return self.post_signed(body, content_type)

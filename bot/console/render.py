@@ -17,6 +17,7 @@ QUIET = {
     "chat.getPermalink",
     "team.info",
     "usergroups.users.list",
+    "files.getUploadURLExternal",
 }
 
 
@@ -110,4 +111,9 @@ def render_call(
         lines = render_blocks((args.get("view") or {}).get("blocks", []), users, channels)
         who = users.get(str(args.get("user_id")), args.get("user_id"))
         return f"[App Home of @{who}]\n" + "\n".join("  │ " + line for line in lines)
+    if method == "files.completeUploadExternal":
+        where = "#" + channels.get(str(args.get("channel_id")), str(args.get("channel_id")))
+        files = args.get("files")
+        titles = [f.get("title", "") for f in files] if isinstance(files, list) else [str(files)]
+        return f"[{where}{' thread' if args.get('thread_ts') else ''}] Feedback Loop shared a file: {', '.join(titles)}"
     return f"[{method}] {where}"

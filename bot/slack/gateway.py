@@ -320,6 +320,20 @@ class SlackGateway:
         if slot > now:
             time.sleep(slot - now)
 
+    def upload(self, channel: str, content: bytes, *, filename: str, title: str, thread_ts: str | None = None) -> str:
+        """files_upload_v2 (get an upload URL, send the bytes, complete into the channel or thread); the file id."""
+        kwargs: dict[str, Any] = {"channel": channel, "content": content, "filename": filename, "title": title}
+        if thread_ts:
+            kwargs["thread_ts"] = thread_ts
+        resp = self._call("files.upload_v2", self.client.files_upload_v2, **kwargs)
+        files = resp.get("files") or [resp.get("file") or {}]
+        return str(files[0].get("id", ""))
+
+    def find_file(self, channel: str, thread_ts: str, title: str) -> bool:
+        """Whether a file with this title was already shared in the thread (an upload that died mid-send)."""
+        resp = self._call("conversations.replies", self.client.conversations_replies, channel=channel, ts=thread_ts)
+        return any(f.get("title") == title for m in resp.get("messages", []) for f in m.get("files") or [])
+
     def dm_channel(self, user_id: str) -> str:
         """The app's DM conversation with a person (conversations.open, cached), so posts there can be found."""
         if user_id not in self._dms:

@@ -1,0 +1,1 @@
+"""Scheduled reports: weekly digest, monthly trends and spikes, quarterly won't-do review, export."""
