@@ -281,9 +281,29 @@ def _cmd_export(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _cmd_import(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.reports import cli
+    from bot.capture.slack_export import run_cli
 
-    return cli.import_slack(settings, args.path, args.channel, args.team)
+    return run_cli(settings, args.path, args.channel, args.team)
+
+
+def _report_commands(sub: Any) -> None:
+    """report, export and import: reading and writing the data outside Slack."""
+    rp = sub.add_parser("report", help="the weekly digest, monthly trends or quarterly won't-do review as Markdown")
+    rp.add_argument("kind", choices=["weekly", "monthly", "quarterly"])
+    rp.add_argument("--since", help="a date in the period (default: the current one, in FEEDBACK_TZ)")
+    rp.add_argument("--post", action="store_true", help="post it to the digest channel (once per period)")
+    rp.add_argument("--out", help="write the Markdown here, and the chart as a .png next to it")
+    rp.set_defaults(fn=_cmd_report)
+    ex = sub.add_parser("export", help="every feedback item with its triage history, routing and loop state")
+    ex.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
+    ex.add_argument("--out", help="a file (default: stdout)")
+    ex.set_defaults(fn=_cmd_export)
+    im = sub.add_parser("import", help="import customer messages from elsewhere")
+    im.add_argument("source", choices=["slack-export"])
+    im.add_argument("path", help="a Slack export folder or ZIP")
+    im.add_argument("--channel", action="append", required=True, help="a shared channel's name (repeatable)")
+    im.add_argument("--team", help="our workspace's team id (default: guessed from users.json)")
+    im.set_defaults(fn=_cmd_import)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -322,22 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw = sub.add_parser("sweep", help="run one scheduled sweep now (its messages go out through the outbox)")
     sw.add_argument("name", choices=[s.name for s in jobs.SCHEDULE])
     sw.set_defaults(fn=_cmd_sweep)
-    rp = sub.add_parser("report", help="the weekly digest, monthly trends or quarterly won't-do review as Markdown")
-    rp.add_argument("kind", choices=["weekly", "monthly", "quarterly"])
-    rp.add_argument("--since", help="a date in the period (default: the current one, in FEEDBACK_TZ)")
-    rp.add_argument("--post", action="store_true", help="post it to the digest channel (once per period)")
-    rp.add_argument("--out", help="write the Markdown here, and the chart as a .png next to it")
-    rp.set_defaults(fn=_cmd_report)
-    ex = sub.add_parser("export", help="every feedback item with its triage history, routing and loop state")
-    ex.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
-    ex.add_argument("--out", help="a file (default: stdout)")
-    ex.set_defaults(fn=_cmd_export)
-    im = sub.add_parser("import", help="import customer messages from elsewhere")
-    im.add_argument("source", choices=["slack-export"])
-    im.add_argument("path", help="a Slack export folder or ZIP")
-    im.add_argument("--channel", action="append", required=True, help="a shared channel's name (repeatable)")
-    im.add_argument("--team", help="our workspace's team id (default: guessed from users.json)")
-    im.set_defaults(fn=_cmd_import)
+    _report_commands(sub)
     return parser
 
 

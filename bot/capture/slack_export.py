@@ -4,6 +4,7 @@ auto-captured (same dedupe keys, so a later live event is not a second item), wi
 from __future__ import annotations
 
 import json
+import sys
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -16,7 +17,8 @@ from tqdm import tqdm
 from bot.capture.service import ALLOWED_SUBTYPES, author_team, capture
 from bot.domain import CaptureMethod, CaptureRequest, UserFacingError
 from bot.settings import Settings
-from storage.db import session_scope
+from storage import migrate
+from storage.db import make_engine, make_sessionmaker, session_scope
 
 Entry = Path | zipfile.Path  # an export folder or ZIP: both read the same way
 
@@ -126,3 +128,21 @@ def _import_day(
                 result.feedback.tags = [*result.feedback.tags, "import"]
             report.imported += result.created
             report.already += not result.created
+
+
+def run_cli(settings: Settings, path: str, channels: list[str], team: str | None) -> int:
+    """A Slack export's customer messages as items; errors are listed by file and message number."""
+    try:
+        engine = make_engine(settings.database_url)
+        migrate.upgrade(engine)
+        result = import_export(make_sessionmaker(engine), settings, path, channels, team)
+    except UserFacingError as exc:
+        print(f"feedbackbot import: {exc}", file=sys.stderr)
+        return 2
+    print(f"imported {result.imported} new items; {result.already} were already stored; "
+          f"{result.skipped} messages were not customer feedback (staff, bots, empty)")  # fmt: skip
+    for error in result.errors:
+        print(f"  error: {error}", file=sys.stderr)
+    if result.imported:
+        print("run `feedbackbot backfill-embeddings` to give them suggestions and similar items")
+    return 1 if result.errors else 0

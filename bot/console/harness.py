@@ -68,8 +68,7 @@ class Console:
         self._serve()
         self.seen = 0
         self.last_view: dict[str, Any] | None = None
-        self.last_user = "U0STAFF"
-        self.offset = timedelta(0)
+        self.last_user, self.offset = "U0STAFF", timedelta(0)
 
     def _serve(self) -> None:
         from waitress.server import create_server

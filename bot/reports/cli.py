@@ -10,9 +10,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.capture.slack_export import import_export
 from bot.domain import UserFacingError
-from bot.reports import chart, jobs, render, service
+from bot.reports import chart, render, service
 from bot.reports.periods import period_for
 from bot.settings import Settings
 from storage import migrate, queries
@@ -55,7 +54,7 @@ def _post(settings: Settings, create_app: Callable[..., Any], period: Any) -> in
     bot = create_app(settings, model=False)
     try:
         with bot.deps.transaction() as session:
-            fresh = jobs.queue(session, bot.deps, period)
+            fresh = service.queue(session, bot.deps, period)
     except UserFacingError as exc:
         print(f"feedbackbot report: {exc}", file=sys.stderr)
         return 2
@@ -92,19 +91,3 @@ def export(settings: Settings, fmt: str, out: str | None) -> int:
         else:
             count = write(session, fmt, sys.stdout)
     return 0
-
-
-def import_slack(settings: Settings, path: str, channels: list[str], team: str | None) -> int:
-    """A Slack export's customer messages as items; errors are listed by file and message number."""
-    try:
-        result = import_export(_sessions(settings), settings, path, channels, team)
-    except UserFacingError as exc:
-        print(f"feedbackbot import: {exc}", file=sys.stderr)
-        return 2
-    print(f"imported {result.imported} new items; {result.already} were already stored; "
-          f"{result.skipped} messages were not customer feedback (staff, bots, empty)")  # fmt: skip
-    for error in result.errors:
-        print(f"  error: {error}", file=sys.stderr)
-    if result.imported:
-        print("run `feedbackbot backfill-embeddings` to give them suggestions and similar items")
-    return 1 if result.errors else 0

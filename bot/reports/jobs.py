@@ -15,20 +15,10 @@ from bot.deps import Deps
 from bot.domain import Kind
 from bot.reports import blocks, chart, service
 from bot.reports.periods import Period, due_period
-from bot.runtime.outbox import Job, Permanent, slack_errors
+from bot.runtime.outbox import Job, slack_errors
 from storage import queries
 
 CRON = {"weekly": "feedback_digest_cron", "monthly": "feedback_monthly_cron", "quarterly": "feedback_quarterly_cron"}
-
-
-def queue(session: Session, deps: Deps, period: Period) -> bool:
-    """Enqueues the period's report once; False when it was already queued or posted (by anyone)."""
-    channel = deps.settings.digest_channel()
-    if not channel:
-        raise Permanent("set FEEDBACK_DIGEST_CHANNEL (or FEEDBACK_TRIAGE_CHANNEL) to post reports")
-    payload = {"kind": period.kind, "key": period.key, "start": period.start.isoformat(), "end": period.end.isoformat(),
-               "label": period.label, "channel": channel, "lane": f"report:{period.key}"}  # fmt: skip
-    return queries.enqueue(session=session, key=period.key, kind=Kind.REPORT_POST, payload=payload)
 
 
 def sweep(kind: str) -> Any:
@@ -43,7 +33,7 @@ def sweep(kind: str) -> Any:
         if not settings.digest_channel():
             return {"skipped": "no FEEDBACK_DIGEST_CHANNEL or FEEDBACK_TRIAGE_CHANNEL"}
         with deps.transaction() as session:
-            return {"due": period.key, "queued": queue(session, deps, period)}
+            return {"due": period.key, "queued": service.queue(session, deps, period)}
 
     return run
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 import math
 import statistics
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from bot.domain import CLOSED, ChartData, Report, ReportLine, ReportSection
+from bot.deps import Deps
+from bot.domain import CLOSED, ChartData, Kind, Report, ReportLine, ReportSection, UserFacingError
 from bot.reports.periods import Period, period_for
 from bot.settings import Settings
-from storage import reports
-from storage.models import Feedback, LoopState
+from storage import queries, reports
+from storage.models import Feedback, LinearIssue, LoopState
 
 CHART_WEEKS = 12
 SPIKE_MIN, SPIKE_P, BASELINE_WEEKS = 5, 0.01, 8
@@ -87,30 +89,9 @@ def item(fb: Feedback) -> Item:
 
 def read_rows(session: Session, settings: Settings, period: Period, now: datetime) -> Rows:
     """One transaction's worth of reads for a period (12 weeks back for the chart and baselines)."""
-    since = min(period.start - timedelta(weeks=CHART_WEEKS), period.previous(settings.feedback_tz).start)
+    since = min(period.start, period.previous(settings.feedback_tz).start) - timedelta(weeks=CHART_WEEKS)
     items = [item(fb) for fb in reports.items_between(session=session, start=since, end=period.end)]
-    issues = []
-    for row, issue_id, fbs in reports.linked_issues(session=session):
-        told = {
-            m.feedback_id: m.updated_at
-            for m in reports.loop_messages_for(session=session, feedback_ids=[f.id for f in fbs])
-            if m.stage == "resolution" and m.status in TOLD
-        }
-        link = reports.first_link(session=session, issue_id=issue_id)
-        identifier = (row.identifier if row else None) or (link.identifier if link else None) or issue_id
-        title = (row.title if row else None) or (link.title if link else None) or ""
-        url = (row.url if row else None) or (link.url if link else None)
-        state = (row.state_type if row else None) or (link.state_type if link else None)
-        issues.append(
-            Issue(
-                identifier,
-                title,
-                url,
-                state,
-                row.completed_at if row else None,
-                [(item(f), told.get(f.id)) for f in fbs],
-            )
-        )
+    issues = [_issue(session, row, issue_id, fbs) for row, issue_id, fbs in reports.linked_issues(session=session)]
     stalled_before = now - timedelta(days=settings.feedback_stalled_days)
     stalled = [
         (item(fb), (now - (fb.thread_last_at or now)).total_seconds() / 86400)
@@ -126,6 +107,22 @@ def read_rows(session: Session, settings: Settings, period: Period, now: datetim
         stalled=stalled,
         stuck=[f"{o.key} ({o.status})" for o in reports.stuck_outbox(session=session)],
     )
+
+
+def _issue(session: Session, row: LinearIssue | None, issue_id: str, fbs: Sequence[Feedback]) -> Issue:
+    """An issue with its requesters and when each was told it shipped (state from its row, else a link)."""
+    told = {
+        m.feedback_id: m.updated_at
+        for m in reports.loop_messages_for(session=session, feedback_ids=[f.id for f in fbs])
+        if m.stage == "resolution" and m.status in TOLD
+    }
+    link = reports.first_link(session=session, issue_id=issue_id)
+    identifier = (row.identifier if row else None) or (link.identifier if link else None) or issue_id
+    title = (row.title if row else None) or (link.title if link else None) or ""
+    url = (row.url if row else None) or (link.url if link else None)
+    state = (row.state_type if row else None) or (link.state_type if link else None)
+    completed = row.completed_at if row else None
+    return Issue(identifier, title, url, state, completed, [(item(f), told.get(f.id)) for f in fbs])
 
 
 def _in(items: list[Item], period: Period) -> list[Item]:
@@ -157,17 +154,9 @@ def weekly(rows: Rows, period: Period, tz: str) -> Report:
         for k, example in enumerate([i for i in this if i.theme == theme][:2])
     ]
     shipped = [i for i in rows.issues if i.completed_at and period.start <= i.completed_at < period.end]
-    told = [(it, at) for issue in shipped for it, at in issue.requesters if at is not None]
-    asked = sum(len(issue.requesters) for issue in shipped)
-    waits = [(at - it.created_at).total_seconds() / 86400 for it, at in told]
     summary = [
         f"{len(this)} new feedback items (last week {len(last)}, {_change(len(this), len(last))})",
-        f"Loops closed: {len(told)} of {asked} requesters of what shipped"
-        + (
-            f" ({len(told) / asked:.0%}); median ask to resolution {statistics.median(waits):.1f} days"
-            if asked and waits
-            else ""
-        ),
+        _closure(shipped),
         f"Untriaged backlog: {rows.untriaged} ({rows.overdue} overdue)",
     ]
     return Report(
@@ -193,6 +182,17 @@ def weekly(rows: Rows, period: Period, tz: str) -> Report:
         ],
         chart=chart_data(rows.items, period.end, tz),
     )
+
+
+def _closure(shipped: list[Issue]) -> str:
+    """Loop-closure rate over the requesters of what shipped, and the median days from their ask to being told."""
+    told = [(it, at) for issue in shipped for it, at in issue.requesters if at is not None]
+    asked = sum(len(issue.requesters) for issue in shipped)
+    text = f"Loops closed: {len(told)} of {asked} requesters of what shipped"
+    if not asked or not told:
+        return text
+    waits = [(at - it.created_at).total_seconds() / 86400 for it, at in told]
+    return text + f" ({len(told) / asked:.0%}); median ask to resolution {statistics.median(waits):.1f} days"
 
 
 def _demand(issues: list[Issue], limit: int = 8) -> list[ReportLine]:
@@ -258,7 +258,8 @@ def poisson_tail(k: int, mean: float) -> float:
 def monthly(rows: Rows, period: Period, tz: str) -> Report:
     """Trends by type and theme against the previous month, and theme spikes (details in the thread)."""
     this, last = _in(rows.items, period), _in(rows.items, period.previous(tz))
-    found = spikes(rows.items, period.end, tz)
+    weeks = -(-(period.end - period.start).days // 7) + 1  # every week that overlaps the month
+    found = spikes(rows.items, period.end, tz, weeks=weeks)
     details = []
     for theme, week, n, baseline, p in found:
         examples = [i for i in this if i.theme == theme][:3]
@@ -334,3 +335,13 @@ def build(session: Session, settings: Settings, period: Period, now: datetime) -
         return quarterly(decided, later, period, settings.feedback_similar_min)
     rows = read_rows(session, settings, period, now)
     return weekly(rows, period, tz) if period.kind == "weekly" else monthly(rows, period, tz)
+
+
+def queue(session: Session, deps: Deps, period: Period) -> bool:
+    """Enqueues the period's report once; False when it was already queued or posted (by anyone)."""
+    channel = deps.settings.digest_channel()
+    if not channel:
+        raise UserFacingError("set FEEDBACK_DIGEST_CHANNEL (or FEEDBACK_TRIAGE_CHANNEL) to post reports")
+    payload = {"kind": period.kind, "key": period.key, "start": period.start.isoformat(), "end": period.end.isoformat(),
+               "label": period.label, "channel": channel, "lane": f"report:{period.key}"}  # fmt: skip
+    return queries.enqueue(session=session, key=period.key, kind=Kind.REPORT_POST, payload=payload)
