@@ -75,6 +75,20 @@ class Bot:
     suggestions: SuggestionService | None
     scheduler: Scheduler
 
+    def close(self) -> None:
+        """Stops the background work and releases connections (tests and the console make many bots)."""
+        self.scheduler.stop()
+        self.worker.stop()
+        self.executor.shutdown(wait=True)
+        client = self.deps.slack.client
+        if isinstance(client, KeepAliveWebClient):
+            client.close()
+        if self.deps.linear is not None:
+            self.deps.linear.close()
+        engine = self.deps.sessions.kw.get("bind")
+        if engine is not None:
+            engine.dispose()
+
     def wsgi(self) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
         """The HTTP surface: POST /slack/events, GET /healthz."""
         return make_wsgi(self.app, self.deps)

@@ -2,25 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from slack_bolt import Ack, BoltContext
 
+from bot.deps import Deps
 from bot.home import inbound as home
 from bot.loop import inbound as loop
 from bot.runtime.inbox import held
 from bot.triage import inbound as triage
 
 
-def on_triage_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
-    """Every `triage.*` button or select, on a card or in App Home (which then shows the new state); stored
-    before the ack, so a crash while handling it is replayed, not lost."""
+def _held_click(ack: Ack, body: dict[str, Any], context: BoltContext, handle: Callable[[Deps], None]) -> None:
+    """Stored before the ack, so a crash while handling the click is replayed, not lost; App Home then shows the
+    new state when the click came from there."""
     deps = context["deps"]
     with held(deps, body, replay=bool(context.get("replay"))) as fresh:
         ack()
         if fresh:
-            triage.on_action(deps, body, action)
+            handle(deps)
             home.after_click(deps, body)
+
+
+def on_triage_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
+    """Every `triage.*` button or select, on a card or in App Home."""
+    _held_click(ack, body, context, lambda deps: triage.on_action(deps, body, action))
 
 
 def on_home_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
@@ -30,11 +37,5 @@ def on_home_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], conte
 
 
 def on_loop_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
-    """Send / Edit / Skip / I told them on an approval DM or App Home, Retry on a failed delivery; stored before
-    the ack like triage clicks."""
-    deps = context["deps"]
-    with held(deps, body, replay=bool(context.get("replay"))) as fresh:
-        ack()
-        if fresh:
-            loop.on_action(deps, body, action)
-            home.after_click(deps, body)
+    """Send / Edit / Skip / I told them on an approval DM or App Home, Retry on a failed delivery."""
+    _held_click(ack, body, context, lambda deps: loop.on_action(deps, body, action))

@@ -29,13 +29,20 @@ def _submit(
     user, team = clicker(body)
     if not errors and staff_cached(deps.slack, deps.settings, user, team) is False:
         errors = {next(iter(view["state"]["values"]), "verbatim"): NOT_STAFF}
+    _ack_then(ack, body, context, errors, lambda: capture.submit_after_ack(deps, body.get("user") or {}, view, store))
+
+
+def _ack_then(
+    ack: Ack, body: dict[str, Any], context: BoltContext, errors: dict[str, str], handle: Callable[[], None]
+) -> None:
+    """Validation errors go back in the ack; otherwise the submission is stored, acked, then handled."""
     if errors:
         ack(response_action="errors", errors=errors)
         return
-    with held(deps, body, replay=bool(context.get("replay"))) as fresh:
+    with held(context["deps"], body, replay=bool(context.get("replay"))) as fresh:
         ack()
         if fresh:
-            capture.submit_after_ack(deps, body.get("user") or {}, view, store)
+            handle()
 
 
 def on_log_submitted(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
@@ -52,26 +59,13 @@ def on_triage_modal(ack: Ack, body: dict[str, Any], view: dict[str, Any], contex
     """Won't do / Link Linear issue / Duplicate of: database-only checks, so their errors can be in the ack."""
     deps = context["deps"]
     errors, applied = triage.modal_before_ack(deps, body, view)
-    if errors:
-        ack(response_action="errors", errors=errors)
-        return
-    if applied:  # committed before the ack: nothing left to lose
+    if applied and not errors:  # committed before the ack: nothing left to lose
         ack()
         return
-    with held(deps, body, replay=bool(context.get("replay"))) as fresh:
-        ack()
-        if fresh:
-            triage.on_modal_after_ack(deps, body, view)
+    _ack_then(ack, body, context, errors, lambda: triage.on_modal_after_ack(deps, body, view))
 
 
 def on_loop_edit(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
     """The approval DM's Edit modal: an empty message is refused in the ack; the save is stored before it."""
     deps = context["deps"]
-    errors = loop.edit_errors(view)
-    if errors:
-        ack(response_action="errors", errors=errors)
-        return
-    with held(deps, body, replay=bool(context.get("replay"))) as fresh:
-        ack()
-        if fresh:
-            loop.on_edit(deps, body, view)
+    _ack_then(ack, body, context, loop.edit_errors(view), lambda: loop.on_edit(deps, body, view))

@@ -106,3 +106,11 @@ def bot(sqlite_url: str) -> Iterator[Console]:
     console = start_console(sqlite_url)
     yield console
     console.close()
+
+
+@pytest.fixture
+def any_bot(any_db_url: str) -> Iterator[Console]:
+    """The harness on SQLite and on PostgreSQL."""
+    console = start_console(any_db_url)
+    yield console
+    console.close()

@@ -106,7 +106,12 @@ def _settled(fake: FakeSlack, acked: list[dict], timeout: float = 60) -> None:
 
 
 def _cards(fake: FakeSlack) -> list[dict]:
-    return [m for m in fake.messages("C0TRIAGE") if (m.get("metadata") or {}).get("event_type")]
+    """Cards (not the scheduled reports a fresh bot may post to the same channel)."""
+    keys = [
+        (m, str(((m.get("metadata") or {}).get("event_payload") or {}).get("key", "")))
+        for m in fake.messages("C0TRIAGE")
+    ]
+    return [m for m, key in keys if key.startswith("card:")]
 
 
 def test_sigkill_at_random_moments_loses_and_duplicates_nothing(fake: FakeSlack, tmp_path: Path) -> None:

@@ -61,13 +61,6 @@ def linked_item(bot: Console, text: str = "CSV export drops rows with filters", 
     return fb
 
 
-@pytest.fixture
-def any_bot(any_db_url: str):
-    console = start_console(any_db_url)
-    yield console
-    console.close()
-
-
 def test_started_drafts_a_dm_and_send_tells_the_customer_once(any_bot: Console) -> None:
     bot = any_bot
     fb = linked_item(bot)

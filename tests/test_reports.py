@@ -20,7 +20,7 @@ from bot.console.fake_slack import FakeSlack
 from bot.reports.export import write
 from storage.db import utcnow
 from storage.models import Feedback, OutboxItem
-from tests.conftest import payload, start_console
+from tests.conftest import payload
 from tests.test_capture_scenarios import customer_message, send
 from tests.test_loop import linked_item
 from tests.test_triage import capture
@@ -36,13 +36,6 @@ def next_monday(after: datetime, hour: int = 9, minute: int = 30) -> datetime:
 def digest_rows(bot: Console) -> list[OutboxItem]:
     with bot.bot.deps.transaction() as s:
         return list(s.scalars(select(OutboxItem).where(OutboxItem.kind == "report.post").order_by(OutboxItem.id)))
-
-
-@pytest.fixture
-def any_bot(any_db_url: str):
-    console = start_console(any_db_url)
-    yield console
-    console.close()
 
 
 def test_one_digest_per_week_across_boundaries_an_outage_and_two_schedulers(any_bot: Console) -> None:
@@ -65,7 +58,7 @@ def test_one_digest_per_week_across_boundaries_an_outage_and_two_schedulers(any_
         posted = [m for m in bot.fake.messages("C0TRIAGE") if "Weekly feedback digest" in m.get("text", "")]
         assert len(posted) == 5 and len(bot.fake.uploads) == 5
     finally:
-        other.worker.stop()
+        other.close()
 
 
 def test_digest_posts_with_its_chart_in_the_thread_and_a_month_with_a_spike_gets_details(bot: Console) -> None:

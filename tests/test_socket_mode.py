@@ -61,8 +61,13 @@ class Running:
             time.sleep(0.05)
 
     def cards(self) -> list[Call]:
-        """Triage cards: chat.postMessage to the triage channel."""
-        return [c for c in self.fake.calls_to("chat.postMessage") if c.args.get("channel") == "C0TRIAGE"]
+        """Triage cards: chat.postMessage to the triage channel under a card key (not the scheduled reports)."""
+        return [
+            c
+            for c in self.fake.calls_to("chat.postMessage")
+            if c.args.get("channel") == "C0TRIAGE"
+            and str(((c.args.get("metadata") or {}).get("event_payload") or {}).get("key", "")).startswith("card:")
+        ]
 
 
 @pytest.fixture(scope="module")

@@ -122,14 +122,6 @@ def test_selects_set_type_theme_impact_owner_update_card_and_audit_thread(bot: C
     ]
 
 
-@pytest.fixture
-def any_bot(any_db_url: str):
-    """The harness on SQLite and on PostgreSQL."""
-    bot = start_console(any_db_url)
-    yield bot
-    bot.close()
-
-
 def test_route_to_linear_replayed_four_times_creates_one_issue(any_bot: Console) -> None:
     bot = any_bot
     fb = capture(bot, "Scheduled reports arrive empty since Monday")

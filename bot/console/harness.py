@@ -84,10 +84,9 @@ class Console:
 
     def close(self) -> None:
         """Stops the HTTP server and the fake Slack."""
-        self.bot.worker.stop()
         self.http.close()
         self.server.close()
-        self.bot.executor.shutdown(wait=True)
+        self.bot.close()
         self.fake.stop()
         self.linear.stop()
 

@@ -16,6 +16,7 @@ from bot.slack.ids import Action, Field
 from bot.slack.kit import unescape
 from bot.slack.payloads import clicker, read_state, reply_target
 from storage import loops, queries
+from storage.db import urgent
 
 log = logging.getLogger(__name__)
 VERBS = {Action.LOOP_SEND: "send", Action.LOOP_SKIP: "skip", Action.LOOP_TOLD: "told"}
@@ -30,7 +31,7 @@ def accept_webhook(deps: Deps, event: WebhookEvent, delivery: str | None, body: 
         title=event.title, url=event.url, updated_at=event.updated_at,
     )  # fmt: skip
     key = f"linear.webhook:{delivery or hashlib.sha256(body).hexdigest()[:32]}"
-    with deps.transaction() as session:
+    with urgent(), deps.transaction() as session:  # Linear is waiting for the answer: first in line on SQLite
         if not loops.is_linked(session=session, issue_id=event.issue_id):
             return f"ignored: issue {event.identifier or event.issue_id} is not linked to any feedback"
         payload = {"issue": asdict(snap), "source": "webhook", "lane": f"issue:{snap.id}"}

@@ -89,6 +89,10 @@ class KeepAliveWebClient(WebClient):
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
         self._http = httpx.Client(timeout=self.timeout, verify=self.ssl or True, limits=limits)
 
+    def close(self) -> None:
+        """Release pooled connections."""
+        self._http.close()
+
     def _perform_urllib_http_request_internal(self, url: str, req: urllib.request.Request) -> dict[str, Any]:
         if self.proxy is not None or not url.lower().startswith("http"):
             return super()._perform_urllib_http_request_internal(url, req)
