@@ -26,7 +26,8 @@ from bot.linear.client import LinearClient
 from bot.runtime.scheduler import Scheduler, SchedulerLock
 from bot.runtime.worker import Worker
 from bot.settings import Settings
-from bot.slack.gateway import KeepAliveWebClient, SlackGateway
+from bot.slack.client import KeepAliveWebClient
+from bot.slack.gateway import SlackGateway
 from bot.suggest.embedder import Embedder
 from bot.suggest.service import SuggestionService
 from handlers import middleware, replay
@@ -285,7 +286,18 @@ def _cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from bot.reports import cli
 
+    if args.kind == "account":
+        if not args.name:
+            print("feedbackbot report account: name the account (NAME_OR_DOMAIN)", file=sys.stderr)
+            return 2
+        return cli.ledger(settings, args.name, args.out)
     return cli.report(settings, create_app, args.kind, args.since, args.post, args.out)
+
+
+def _cmd_table_import(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.reports import cli
+
+    return cli.import_table(settings, args.table, args.file, args.map, args.skip_bad_rows)
 
 
 def _cmd_export(settings: Settings, args: argparse.Namespace) -> int:
@@ -303,7 +315,8 @@ def _cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 def _report_commands(sub: Any) -> None:
     """report, export and import: reading and writing the data outside Slack."""
     rp = sub.add_parser("report", help="the weekly digest, monthly trends or quarterly won't-do review as Markdown")
-    rp.add_argument("kind", choices=["weekly", "monthly", "quarterly"])
+    rp.add_argument("kind", choices=["weekly", "monthly", "quarterly", "account"])
+    rp.add_argument("name", nargs="?", help="for `account`: the account's name, domain or external id")
     rp.add_argument("--since", help="a date in the period (default: the current one, in FEEDBACK_TZ)")
     rp.add_argument("--post", action="store_true", help="post it to the digest channel (once per period)")
     rp.add_argument("--out", help="write the Markdown here, and the chart as a .png next to it")
@@ -318,6 +331,13 @@ def _report_commands(sub: Any) -> None:
     im.add_argument("--channel", action="append", required=True, help="a shared channel's name (repeatable)")
     im.add_argument("--team", help="our workspace's team id (default: guessed from users.json)")
     im.set_defaults(fn=_cmd_import)
+    for table in ("accounts", "contacts"):
+        tp = sub.add_parser(table, help=f"{table} from a CSV file (see README for the columns)")
+        tp.add_argument("action", choices=["import"])
+        tp.add_argument("file")
+        tp.add_argument("--map", help="other tools' column names: name=Company,arr=Annual Revenue")
+        tp.add_argument("--skip-bad-rows", action="store_true", help="import the good rows, report the bad ones")
+        tp.set_defaults(fn=_cmd_table_import, table=table)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -68,6 +68,7 @@ class Kind(StrEnum):
     AUDIT = "audit"
     LINEAR_CREATE = "linear.create"
     LINEAR_LINK = "linear.link"
+    LINEAR_DEMAND = "linear.demand"
     INTERACTION = "interaction"
     LEARN = "learn"
     LINEAR_STATE = "linear.state"
@@ -160,6 +161,7 @@ class LinkView:
     demand: int
     note: str | None = None
     error: str | None = None
+    reach: str | None = None  # "2 accounts · $200k ARR"
 
 
 @dataclass(frozen=True)

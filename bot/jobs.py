@@ -24,6 +24,7 @@ OUTBOX: dict[Kind, Handler] = {
     Kind.AUDIT: triage.audit,
     Kind.LINEAR_CREATE: routing.create,
     Kind.LINEAR_LINK: routing.link,
+    Kind.LINEAR_DEMAND: routing.demand_comment,
     Kind.INTERACTION: inbox.replay,
     Kind.LEARN: triage.learn,
     Kind.LINEAR_STATE: loop.state,

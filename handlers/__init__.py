@@ -15,6 +15,8 @@ EVENTS = (
     "reaction_added",
     "app_home_opened",
     "member_joined_channel",
+    "member_left_channel",
+    "user_change",
     "channel_shared",
     "channel_unshared",
 )
@@ -34,7 +36,8 @@ LOOP_ACTIONS = re.compile(r"^loop\.")
 def register(app: App, deps: Deps) -> None:
     """Wires every listener; handlers stay glue and call bot/ services."""
     app.use(middleware.inject(deps))
-    for name in ("message", "reaction_added", "member_joined_channel", "channel_shared", "channel_unshared"):
+    for name in ("message", "reaction_added", "member_joined_channel", "member_left_channel", "user_change",
+                 "channel_shared", "channel_unshared"):  # fmt: skip
         app.event(name)(events.on_capture_event)
     app.event("app_home_opened")(events.on_app_home_opened)
     app.shortcut(Callback.LOG_SHORTCUT.value)(commands.on_log_shortcut)

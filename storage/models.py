@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, LargeBinary, Numeric, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from storage.db import Base, utcnow
@@ -102,7 +103,10 @@ class Feedback(Base):
     thread_last_at: Mapped[datetime | None] = mapped_column()  # the newest human reply in the item's thread
     thread_last_staff: Mapped[bool | None] = mapped_column()  # ...written by staff (else by the customer)
     staff_replied_at: Mapped[datetime | None] = mapped_column()  # the first staff reply: a promise was made
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="SET NULL"))
 
+    account: Mapped[Account | None] = relationship(viewonly=True)  # many-to-one: one query per account at most
     events: Mapped[list[FeedbackEvent]] = relationship(
         back_populates="feedback", order_by="FeedbackEvent.id", cascade="all, delete-orphan"
     )
@@ -207,6 +211,7 @@ class LinearIssue(Base):
     state_at: Mapped[str | None] = mapped_column(String(40))  # Linear's updatedAt of the state we hold (ISO 8601)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column()
+    demand_comment_id: Mapped[str | None] = mapped_column(String(64))  # our UUID for the one demand comment
 
 
 class LoopMessage(Base):
@@ -236,3 +241,69 @@ class LoopMessage(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
     __table_args__ = (UniqueConstraint("feedback_id", "stage", name="uq_loop_message_feedback_stage"),)
+
+
+class Account(Base):
+    """A customer organisation: from Slack Connect (its team's name) or imported (imported values win)."""
+
+    __tablename__ = "account"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255))
+    domain: Mapped[str | None] = mapped_column(String(255), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    slack_team_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    plan: Mapped[str | None] = mapped_column(String(64))
+    tier: Mapped[str | None] = mapped_column(String(64))
+    industry: Mapped[str | None] = mapped_column(String(128))
+    region: Mapped[str | None] = mapped_column(String(64))
+    use_case: Mapped[str | None] = mapped_column(String(255))
+    lifecycle: Mapped[str | None] = mapped_column(String(64))
+    signup_date: Mapped[date | None] = mapped_column()
+    owner_id: Mapped[str | None] = mapped_column(String(32))
+    arr: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    source: Mapped[str] = mapped_column(String(16), default="slack")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AccountTeam(Base):
+    """Which account a Slack team (a Slack Connect organisation) belongs to: one account per team."""
+
+    __tablename__ = "account_team"
+
+    team_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+
+
+class Contact(Base):
+    """A person at a customer: their Slack user and/or email, role and account, and when we first saw them."""
+
+    __tablename__ = "contact"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slack_user_id: Mapped[str | None] = mapped_column(String(32), unique=True)
+    email: Mapped[str | None] = mapped_column(String(255), unique=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    role: Mapped[str | None] = mapped_column(String(128))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"), index=True)
+    first_seen: Mapped[datetime | None] = mapped_column()
+    left_at: Mapped[datetime | None] = mapped_column()  # left a shared channel, or deactivated
+    left_how: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Vote(Base):
+    """A customer's :+1: on a captured message: their account asks too (once per account and item)."""
+
+    __tablename__ = "vote"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    feedback_id: Mapped[int] = mapped_column(ForeignKey("feedback.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("feedback_id", "account_id", name="uq_vote_feedback_account"),)

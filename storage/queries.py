@@ -34,7 +34,8 @@ def insert_ignore(session: Session, model: type[Any], values: dict[str, Any], *u
     """INSERT ... ON CONFLICT DO NOTHING: no savepoint, so it stays inside the caller's one transaction."""
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=list(unique)).returning(model.id)
+    key = model.__mapper__.primary_key[0]
+    stmt = insert(model).values(**values).on_conflict_do_nothing(index_elements=list(unique)).returning(key)
     return session.execute(stmt).scalar()
 
 

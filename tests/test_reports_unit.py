@@ -165,3 +165,17 @@ def test_report_blocks_pass_block_kit_and_slacks_limits_even_when_huge() -> None
     rendered = str(blocks.section(ReportSection("t", [evil])))
     assert "<!here>" not in rendered and "<!channel>" not in rendered and "javascript:" not in rendered
     assert all(Block.parse(b) is not None for b in body)
+
+
+def test_segments_break_feedback_down_and_flag_a_rising_share_of_complaints() -> None:
+    period = period_for("monthly", at("2026-11-15 00:00"), "UTC")
+    ent = [it(n, "2026-11-03 10:00", "Bug" if n < 4 else "Praise", segment="Enterprise / Tier 1") for n in range(6)]
+    ent_before = [it(10 + n, "2026-10-03 10:00", "Bug" if n < 1 else "Praise", segment="Enterprise / Tier 1")
+                  for n in range(5)]  # fmt: skip
+    pro = [it(20 + n, "2026-11-04 10:00", "Bug", segment="Pro / Tier 2") for n in range(3)]  # too few to flag
+    report = monthly(Rows([*ent, *ent_before, *pro], []), period, "UTC")
+    by = {s.title: s for s in report.sections}
+    assert [line.text for line in by["By plan / tier"].lines][:2] == [
+        "Enterprise / Tier 1: 6 (last month 5, +20%)", "Pro / Tier 2: 3 (last month 0, new)"]  # fmt: skip
+    assert [line.text for line in by["Segments with a rising share of bugs and complaints"].lines] == [
+        "Enterprise / Tier 1: 67% bugs and complaints (6 items), was 20%"]  # fmt: skip

@@ -7,15 +7,23 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.accounts.service import is_staff
+from bot.accounts.service import account_of_user, champion_left, enqueue_demand, is_staff
 from bot.capture import service
 from bot.deps import Deps
 from bot.domain import CaptureMethod, CaptureRequest
-from storage import queries
+from storage import customers, queries
+from storage.models import LinkStatus
 
 log = logging.getLogger(__name__)
 CHANNEL_EVENTS = {"member_joined_channel", "channel_shared", "channel_unshared"}
-KINDS = {"message", "reaction_added", *CHANNEL_EVENTS}  # the events capture acts on (stored before the ack)
+VOTES = {"+1", "thumbsup"}  # Slack's names for 👍 (skin tones arrive as "+1::skin-tone-2")
+PEOPLE_EVENTS = {"member_left_channel", "user_change"}
+KINDS = {
+    "message",
+    "reaction_added",
+    *CHANNEL_EVENTS,
+    *PEOPLE_EVENTS,
+}  # the events capture acts on (stored before the ack)
 
 
 def message_ref(event: dict[str, Any]) -> str:
@@ -38,6 +46,8 @@ def apply(deps: Deps, envelope: dict[str, Any]) -> None:
         on_message(deps, event, envelope)
     elif kind == "reaction_added":
         on_reaction(deps, event)
+    elif kind in PEOPLE_EVENTS:
+        _person_left(deps, event)
     elif kind in CHANNEL_EVENTS:
         channel = event.get("channel")
         channel = channel.get("id") if isinstance(channel, dict) else channel
@@ -116,12 +126,47 @@ def _on_changed(deps: Deps, session: Session, channel: str, event: dict[str, Any
     )
 
 
+def _person_left(deps: Deps, event: dict[str, Any]) -> None:
+    """member_left_channel (a shared channel) or user_change with deleted: a champion change, maybe."""
+    if event.get("type") == "member_left_channel":
+        user, channel = event.get("user"), event.get("channel")
+        if isinstance(user, str) and isinstance(channel, str) and service.channel_shared(deps, channel):
+            champion_left(deps, user, f"left <#{channel}>")
+        return
+    person = event.get("user")
+    if isinstance(person, dict) and person.get("deleted") and isinstance(person.get("id"), str):
+        champion_left(deps, str(person["id"]), "was deactivated")
+
+
+def _vote(deps: Deps, user: str, channel: str, ts: str) -> None:
+    """A customer's :+1: on a captured message adds their account as a requester, once per account; staff
+    reactions do not count."""
+    with deps.transaction() as session:
+        fb = queries.feedback_by_key(session=session, dedupe_key=f"msg:{channel}:{ts}")
+        target = (fb.id, fb.created_at) if fb is not None else None
+    team = deps.slack.user(user).get("team_id") if target else None  # Slack first, outside any transaction
+    if target is None or not team or team == deps.slack.team_id:
+        return
+    account_id, _ = account_of_user(deps, user, str(team), None, deps.now())
+    with deps.transaction() as session:
+        if not customers.add_vote(session=session, feedback_id=target[0], account_id=account_id, user_id=user):
+            return
+        service.enqueue_card_update(session, target[0], f"vote:{account_id}")
+        for link in queries.links_for(session=session, feedback_id=target[0]):
+            if link.status == LinkStatus.LINKED:
+                enqueue_demand(session, link.issue_id)
+    log.info("account %s +1'd feedback %s", account_id, target[0])
+
+
 def on_reaction(deps: Deps, event: dict[str, Any]) -> None:
     """A staff member's :feedback: (or a type emoji) on any message captures it, with a type hint."""
     name = str(event.get("reaction", "")).split("::")[0]
     type_hint = deps.settings.feedback_type_emoji.get(name)
     item = event.get("item") or {}
     user = event.get("user")
+    if name in VOTES and isinstance(user, str) and item.get("type") == "message":
+        _vote(deps, user, str(item.get("channel")), str(item.get("ts")))
+        return
     if name != deps.settings.feedback_emoji and type_hint is None:
         return
     if item.get("type") != "message" or not isinstance(user, str) or not item.get("channel") or not item.get("ts"):

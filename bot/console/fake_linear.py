@@ -42,7 +42,9 @@ type Mutation {
   issueCreate(input: IssueCreateInput!): IssuePayload!
   attachmentCreate(input: AttachmentCreateInput!): AttachmentPayload!
   commentCreate(input: CommentCreateInput!): CommentPayload!
+  commentUpdate(id: String!, input: CommentUpdateInput!, skipEditedAt: Boolean): CommentPayload!
 }
+input CommentUpdateInput { body: String }
 input IssueCreateInput { id: String teamId: String! title: String description: String labelIds: [String!]
   stateId: String priority: Int }
 input AttachmentCreateInput { id: String issueId: String! url: String! title: String! subtitle: String }

@@ -151,7 +151,8 @@ class FakeStore:
         """Root value for graphql-core: each root field is a callable taking (info, **args)."""
         return {"issue": self._q_issue, "issues": self._q_issues, "issueLabels": self._q_labels,
                 "comment": self._q_comment, "issueCreate": self._m_issue_create,
-                "attachmentCreate": self._m_attachment, "commentCreate": self._m_comment}  # fmt: skip
+                "attachmentCreate": self._m_attachment, "commentCreate": self._m_comment,
+                "commentUpdate": self._m_comment_update}  # fmt: skip
 
     def _q_issue(self, _info: Any, id: str) -> Node:
         with self.store_lock:
@@ -223,6 +224,13 @@ class FakeStore:
             row = {"id": comment_id, "body": input.get("body") or "", "url": url, "createdAt": _now()}
             self.comments[comment_id] = {**row, "issue_id": issue["id"]}
             return self._payload("comment", self.comments[comment_id])
+
+    def _m_comment_update(self, _info: Any, id: str, input: Node, **_: Any) -> Node:
+        with self.store_lock:
+            if id not in self.comments:
+                raise _not_found("Comment")
+            self.comments[id].update(body=input.get("body") or "", updatedAt=_now())
+            return self._payload("comment", self.comments[id])
 
 
 def _now() -> str:

@@ -155,6 +155,7 @@ class FakeSlack:
     ) -> None:
         self.team_id, self.team_name, self.bot_user_id, self.bot_id = team_id, team_name, bot_user_id, bot_id
         self.domain = re.sub(r"[^a-z0-9]", "", team_name.lower()) or "workspace"
+        self.other_teams: dict[str, str] = {}  # Slack Connect organisations: team id -> name
         self.calls: list[Call] = []
         # chat.postEphemeral posts ({channel, ts, user, text, blocks, thread_ts}): never in history
         self.ephemerals: list[Json] = []
@@ -240,6 +241,7 @@ class FakeSlack:
         is_bot: bool = False,
         is_restricted: bool = False,
         real_name: str | None = None,
+        email: str | None = None,
     ) -> None:
         """Declare a person: ours, a guest (is_restricted), or a Slack Connect user from another team."""
         real, team = real_name or name, team_id or self.team_id
@@ -248,7 +250,8 @@ class FakeSlack:
                 "id": user_id, "team_id": team, "name": name, "deleted": False, "real_name": real,
                 "is_bot": is_bot, "is_app_user": False, "is_admin": False, "is_owner": False,
                 "is_restricted": is_restricted, "is_ultra_restricted": False,
-                "profile": {"real_name": real, "display_name": name, "team": team},
+                "profile": {"real_name": real, "display_name": name, "team": team,
+                            "email": email or f"{name}@example.com"},
             }  # fmt: skip
 
     def add_usergroup(self, group_id: str, handle: str, users: list[str]) -> None:
@@ -476,7 +479,11 @@ class FakeSlack:
         }  # fmt: skip
 
     def _team_info(self, a: Json) -> Json:
-        _need(a.get("team") in (None, "", self.team_id), "team_not_found")
+        team = a.get("team") or self.team_id
+        if team in self.other_teams:  # a Slack Connect organisation the bot shares a channel with
+            name = self.other_teams[team]
+            return {"team": {"id": team, "name": name, "domain": re.sub(r"[^a-z0-9]", "", name.lower()), "icon": {}}}
+        _need(team == self.team_id, "team_not_found")
         return {"team": {"id": self.team_id, "name": self.team_name, "domain": self.domain, "icon": {}}}
 
     def _conversations_info(self, a: Json) -> Json:
@@ -576,6 +583,12 @@ class FakeSlack:
             raise _SlackError("user_not_found")
         return {"user": copy.deepcopy(user) | ({"is_stranger": True} if user["team_id"] != self.team_id else {})}
 
+    def _users_lookup_by_email(self, a: Json) -> Json:
+        email = str(a.get("email", "")).lower()
+        found = [u for u in self._users.values() if u["profile"].get("email", "").lower() == email]
+        _need(bool(found), "users_not_found")
+        return {"user": copy.deepcopy(found[0])}
+
     def _usergroups_users_list(self, a: Json) -> Json:
         _need(a.get("usergroup") in self._groups, "no_such_subteam")
         return {"users": list(self._groups[a["usergroup"]])}
@@ -612,6 +625,7 @@ _METHODS: dict[str, Callable[[FakeSlack, Json], Json]] = {
     "apps.connections.open": FakeSlack._apps_connections_open,
     "auth.test": FakeSlack._auth_test,
     "team.info": FakeSlack._team_info,
+    "users.lookupByEmail": FakeSlack._users_lookup_by_email,
     "conversations.info": FakeSlack._conversations_info,
     "conversations.members": FakeSlack._conversations_members,
     "conversations.open": FakeSlack._conversations_open,

@@ -20,7 +20,7 @@ from bot.console import payloads
 from bot.console.fake_linear import FakeLinear
 from bot.console.fake_slack import FakeSlack
 from bot.console.render import USER_NAMES, render_call
-from bot.console.world import CHANNEL_IDS, CHANNELS, OUR_TEAM, USER_IDS, USERS
+from bot.console.world import CHANNEL_IDS, CHANNELS, CUSTOMER_TEAM, OUR_TEAM, USER_IDS, USERS
 from bot.settings import Settings
 from storage import queries
 from storage.db import utcnow
@@ -37,6 +37,7 @@ class Console:
             USER_NAMES[uid] = name
         for name, (cid, shared) in CHANNELS.items():
             self.fake.add_channel(cid, name, is_ext_shared=shared)
+        self.fake.other_teams[CUSTOMER_TEAM] = "Acme"
         self.secret = uuid.uuid4().hex
         self.linear_secret = uuid.uuid4().hex
         self.linear = FakeLinear(api_key="lin_api_console").start()
@@ -66,9 +67,8 @@ class Console:
             if suggestions.state != "ready":
                 out.write(f"(suggestions unavailable: {suggestions.error or 'the model is still loading'})\n")
         self._serve()
-        self.seen = 0
         self.last_view: dict[str, Any] | None = None
-        self.last_user, self.offset = "U0STAFF", timedelta(0)
+        self.seen, self.last_user, self.offset = 0, "U0STAFF", timedelta(0)
 
     def _serve(self) -> None:
         from waitress.server import create_server

@@ -182,6 +182,15 @@ class LinearClient:
         _check_success(payload, "commentCreate")
         return str(payload["comment"]["id"])
 
+    def put_comment(self, *, issue_id: str, comment_id: str, body: str) -> str:
+        """Our one comment with a client-chosen UUID: rewritten in place when it exists, created otherwise."""
+        try:
+            payload = self._execute("CommentUpdate", {"id": comment_id, "input": {"body": body}})["commentUpdate"]
+        except LinearNotFound:
+            return self.comment(issue_id=issue_id, body=body, comment_id=comment_id)
+        _check_success(payload, "commentUpdate")
+        return comment_id
+
     def _comment_exists(self, comment_id: str) -> bool:
         """Whether our client-chosen comment id is already taken by a comment Linear holds."""
         try:

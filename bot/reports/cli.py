@@ -1,5 +1,5 @@
-"""The `report`, `export` and `import slack-export` commands: no server, no Socket Mode, the same keys as the
-scheduler (app.py parses the arguments and passes create_app in, so this module imports no handlers)."""
+"""The `report`, `export`, `accounts import` and `contacts import` commands: no server, no Socket Mode, the same
+keys as the scheduler (app.py parses the arguments and passes create_app in, so this module imports no handlers)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from slack_sdk import WebClient
+
+from bot.accounts import service as accounts
 from bot.domain import UserFacingError
 from bot.reports import chart, render, service
+from bot.reports.ledger import ledger as build_ledger
 from bot.reports.periods import period_for
+from bot.routing.service import refresh_after_import
 from bot.settings import Settings
-from storage import migrate, queries
+from bot.slack.gateway import SlackError, SlackGateway
+from storage import customers, migrate, queries
 from storage.db import make_engine, make_sessionmaker, session_scope, utcnow
 from storage.models import OutboxStatus
 
@@ -47,6 +53,21 @@ def report(
     if out:
         print(f"(written to {out}" + (f" and {Path(out).with_suffix('.png')}" if chart_file else "") + ")")
     return _post(settings, create_app, period) if post else 0
+
+
+def ledger(settings: Settings, lookup: str, out: str | None) -> int:
+    """One account's ledger as Markdown (name, domain or external id); an unknown account exits 2."""
+    with session_scope(_sessions(settings)) as session:
+        account = customers.account_lookup(session=session, text=lookup)
+        if account is None:
+            print(f"feedbackbot report account: no account named {lookup!r} (looked up by name, domain and "
+                  "external id)", file=sys.stderr)  # fmt: skip
+            return 2
+        text = render.markdown(build_ledger(session, account, utcnow()))
+    if out:
+        Path(out).write_text(text, encoding="utf-8")
+    print(text, end="")
+    return 0
 
 
 def _post(settings: Settings, create_app: Callable[..., Any], period: Any) -> int:
@@ -90,4 +111,62 @@ def export(settings: Settings, fmt: str, out: str | None) -> int:
             print(f"exported {count} items to {out}", file=sys.stderr)
         else:
             count = write(session, fmt, sys.stdout)
+    return 0
+
+
+class Rollback(Exception):
+    """Raised inside the import's transaction so nothing of a refused file is written."""
+
+
+def _staff_by_email(settings: Settings) -> Callable[[str], str | None]:
+    """Owner emails resolve to staff Slack users (users.lookupByEmail); without a token they cannot."""
+    if settings.slack_bot_token is None:
+
+        def unknown(email: str) -> str | None:
+            raise ValueError(f"cannot look up {email} without SLACK_BOT_TOKEN; give the owner's Slack user id")
+
+        return unknown
+    slack = SlackGateway(WebClient(token=settings.slack_bot_token.get_secret_value(), base_url=settings.slack_api_url))
+
+    def lookup(email: str) -> str | None:
+        try:
+            user = slack.user_by_email(email)
+        except SlackError as exc:
+            raise ValueError(f"Slack could not look up {email}: {exc}") from exc
+        ours = user is not None and user.get("team_id") == slack.team_id and not user.get("is_restricted")
+        return str(user["id"]) if ours and user is not None else None
+
+    return lookup
+
+
+def import_table(settings: Settings, what: str, path: str, mapping: str | None, skip_bad: bool) -> int:
+    """Imports the file; prints created/updated counts, or every problem (exit 1, nothing written)."""
+    try:
+        raw, columns = Path(path).read_bytes(), accounts.parse_map(mapping)
+    except (OSError, ValueError) as exc:
+        print(f"feedbackbot {what} import: {exc}", file=sys.stderr)
+        return 2
+    engine = make_engine(settings.database_url)
+    migrate.upgrade(engine)
+    result = accounts.ImportResult()
+    try:
+        with session_scope(make_sessionmaker(engine)) as session:
+            if what == "accounts":
+                result = accounts.import_accounts(session, raw, columns, skip_bad=skip_bad,
+                                                  staff_by_email=_staff_by_email(settings))  # fmt: skip
+            else:
+                result = accounts.import_contacts(session, raw, columns, skip_bad=skip_bad)
+            if not result.written:
+                raise Rollback
+            refresh_after_import(session, result.issues, result.items)
+    except Rollback:
+        pass
+    for error in result.errors:
+        print(f"  {path}: {error}", file=sys.stderr)
+    if not result.written:
+        print(f"{len(result.errors)} problem(s); nothing was imported (fix the file, or pass --skip-bad-rows)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    skipped = f"; rows with {len(result.errors)} problem(s) skipped" if result.errors else ""
+    print(f"{what}: {result.created} created, {result.updated} updated{skipped}")
     return 0

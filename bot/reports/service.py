@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from bot.accounts.service import demand
 from bot.deps import Deps
 from bot.domain import CLOSED, ChartData, Kind, Report, ReportLine, ReportSection, UserFacingError
 from bot.reports.periods import Period, period_for
@@ -40,6 +41,7 @@ class Item:
     account: str
     who: str = ""
     similar: list[tuple[int, float]] = field(default_factory=list)
+    segment: str = "unknown account"  # "plan / tier" of the account
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class Issue:
     state: str | None
     completed_at: datetime | None
     requesters: list[tuple[Item, datetime | None]]
+    reach: str = ""  # "2 accounts · $200k ARR"
+    arr: float = 0.0  # the asking accounts' ARR, for ranking
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,17 @@ class Rows:
 
 
 def account(fb: Feedback) -> str:
-    """The customer's organisation as we know it."""
+    """The customer's organisation as we know it: the account (imported or from Slack Connect), else what we have."""
+    if fb.account is not None:
+        return fb.account.name
     return fb.customer or fb.author_team_id or fb.author_name or "unknown"
+
+
+def segment(fb: Feedback) -> str:
+    """The account's plan and tier, for breakdowns."""
+    if fb.account is None:
+        return "unknown account"
+    return f"{fb.account.plan or 'no plan'} / {fb.account.tier or 'no tier'}"
 
 
 def item(fb: Feedback) -> Item:
@@ -84,6 +97,7 @@ def item(fb: Feedback) -> Item:
         account(fb),
         fb.author_name or fb.customer or f"item #{fb.id}",
         similar,
+        segment(fb),
     )
 
 
@@ -122,7 +136,9 @@ def _issue(session: Session, row: LinearIssue | None, issue_id: str, fbs: Sequen
     url = (row.url if row else None) or (link.url if link else None)
     state = (row.state_type if row else None) or (link.state_type if link else None)
     completed = row.completed_at if row else None
-    return Issue(identifier, title, url, state, completed, [(item(f), told.get(f.id)) for f in fbs])
+    d = demand(session, issue_id)
+    arr = float(sum(a[1] or 0 for a in d.accounts))
+    return Issue(identifier, title, url, state, completed, [(item(f), told.get(f.id)) for f in fbs], d.label(), arr)
 
 
 def _in(items: list[Item], period: Period) -> list[Item]:
@@ -168,6 +184,7 @@ def weekly(rows: Rows, period: Period, tz: str) -> Report:
         sections=[
             _counts("New by type", Counter(i.type for i in this), Counter(i.type for i in last), "week"),
             _counts("New by theme", themes, Counter(i.theme for i in last), "week"),
+            _counts("New by plan / tier", Counter(i.segment for i in this), Counter(i.segment for i in last), "week"),
             ReportSection("Top themes", top),
             ReportSection("Most requested (open)", _demand(rows.issues)),
             ReportSection("Shipped, and whose loops were closed", [_shipped(i) for i in shipped]),
@@ -196,13 +213,14 @@ def _closure(shipped: list[Issue]) -> str:
 
 
 def _demand(issues: list[Issue], limit: int = 8) -> list[ReportLine]:
-    """Open issues by how many items ask for them, with the accounts asking."""
+    """Open issues by the revenue asking for them, then by how many items ask, with the accounts asking."""
     open_issues = [i for i in issues if i.state not in ("completed", "canceled")]
-    ranked = sorted(open_issues, key=lambda i: (-len(i.requesters), i.identifier))[:limit]
+    ranked = sorted(open_issues, key=lambda i: (-i.arr, -len(i.requesters), i.identifier))[:limit]
     lines = []
     for issue in ranked:
         accounts = sorted({it.account for it, _ in issue.requesters})
         text = f"{issue.identifier} {issue.title}: {len(issue.requesters)} requests from {', '.join(accounts)}"
+        text += f" ({issue.reach})" if issue.reach else ""
         lines.append(ReportLine(text, link=issue.url))
     return lines
 
@@ -246,6 +264,25 @@ def spikes(items: list[Item], end: datetime, tz: str, weeks: int = 4) -> list[tu
     return sorted(found, key=lambda s: s[4])
 
 
+COMPLAINTS = {"Bug", "UX issue", "Content/data issue"}
+SHIFT_MIN_ITEMS, SHIFT_POINTS = 5, 0.15
+
+
+def segment_shifts(this: list[Item], last: list[Item]) -> list[ReportLine]:
+    """Segments (plan / tier) with at least 5 items this period whose share of bugs and complaints rose by 15
+    points or more against the previous period."""
+    lines = []
+    for seg in sorted({i.segment for i in this}):
+        now_items, before = [i for i in this if i.segment == seg], [i for i in last if i.segment == seg]
+        if len(now_items) < SHIFT_MIN_ITEMS:
+            continue
+        share = sum(i.type in COMPLAINTS for i in now_items) / len(now_items)
+        was = sum(i.type in COMPLAINTS for i in before) / len(before) if before else 0.0
+        if share - was >= SHIFT_POINTS:
+            lines.append(ReportLine(f"{seg}: {share:.0%} bugs and complaints ({len(now_items)} items), was {was:.0%}"))
+    return lines
+
+
 def poisson_tail(k: int, mean: float) -> float:
     """P(X >= k) for X ~ Poisson(mean)."""
     term, below = math.exp(-mean), 0.0
@@ -278,6 +315,12 @@ def monthly(rows: Rows, period: Period, tz: str) -> Report:
         sections=[
             _counts("By type", Counter(i.type for i in this), Counter(i.type for i in last), "month"),
             _counts("By theme", Counter(i.theme for i in this), Counter(i.theme for i in last), "month"),
+            _counts("By plan / tier", Counter(i.segment for i in this), Counter(i.segment for i in last), "month"),
+            ReportSection(
+                "Segments with a rising share of bugs and complaints",
+                segment_shifts(this, last),
+                empty="No segment's share of bugs and complaints rose.",
+            ),
             ReportSection(
                 "Spikes",
                 [ReportLine(f"{t} in {w}: {n} items vs {b:.1f}/week") for t, w, n, b, _ in found],

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.accounts.service import demand_markdown, enqueue_demand
 from bot.capture.service import enqueue_card_update
 from bot.deps import Deps
 from bot.domain import Kind
@@ -16,7 +17,7 @@ from bot.linear.client import IssueRef, LinearClient, LinearError, LinearInvalid
 from bot.routing.service import customer, issue_description, issue_title, link_issue
 from bot.runtime.outbox import Job, Permanent, Retry
 from bot.slack.kit import mentioned_users, to_markdown
-from storage import queries
+from storage import loops, queries
 from storage.models import GONE_LINKS, Feedback, LinearLink, LinkStatus
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,7 @@ def _linked(session: Session, link: LinearLink, fb: Feedback, issue: IssueRef) -
                     "identifier": issue.identifier, "title": issue.title, "url": issue.url}  # fmt: skip
         payload = {"issue": snapshot, "feedback_id": fb.id, "lane": f"issue:{issue.id}"}
         queries.enqueue(session=session, key=f"linear.linked:{link.id}", kind=Kind.LINEAR_STATE, payload=payload)
+    enqueue_demand(session, issue.id)  # the issue's one comment lists the accounts asking
     detail = {"identifier": issue.identifier, "via": link.via}
     queries.add_event(session=session, feedback=fb, kind="linear_linked", actor=None, detail=detail)
     verb = "created" if link.via == "create" else "linked"
@@ -157,3 +159,15 @@ def _failed(session: Session, link: LinearLink, fb: Feedback, exc: LinearError) 
     enqueue_card_update(session, fb.id, f"linear_failed:{link.id}")
     log.warning("Linear refused feedback %s: %s", fb.id, exc)
     return {"failed": f"Linear: {exc}"}
+
+
+def demand_comment(deps: Deps, session: Session, job: Job) -> dict[str, Any]:
+    """Rewrites the issue's demand comment with the accounts asking now (created under our UUID the first time)."""
+    client, _team = _setup(deps)
+    issue = loops.linear_issue(session=session, issue_id=str(job.payload["issue_id"]))
+    if issue is None or not issue.demand_comment_id:
+        raise Permanent(f"no demand comment id for issue {job.payload['issue_id']}")
+    body = demand_markdown(session, issue.id)
+    with _linear_errors():
+        client.put_comment(issue_id=issue.id, comment_id=issue.demand_comment_id, body=body)
+    return {"comment": issue.demand_comment_id}

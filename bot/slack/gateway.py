@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import http.client
-import io
 import logging
 import re
 import threading
@@ -11,9 +9,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
-import httpx
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
@@ -79,39 +76,6 @@ def _classify(method: str, exc: Exception) -> SlackError:
     raise exc
 
 
-class KeepAliveWebClient(WebClient):
-    """slack_sdk's WebClient opens a new connection (and, against Slack, a new TLS session) for every call; this
-    one sends through one pooled httpx client, so the worker's calls reuse connections. Everything else, retries
-    and error handling included, is slack_sdk's: a status >= 400 is raised as urllib's HTTPError, as urlopen does."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=32)
-        self._http = httpx.Client(timeout=self.timeout, verify=self.ssl or True, limits=limits)
-
-    def close(self) -> None:
-        """Release pooled connections."""
-        self._http.close()
-
-    def _perform_urllib_http_request_internal(self, url: str, req: urllib.request.Request) -> dict[str, Any]:
-        if self.proxy is not None or not url.lower().startswith("http"):
-            return super()._perform_urllib_http_request_internal(url, req)
-        try:
-            resp = self._http.request(
-                req.get_method(), url, headers=dict(req.header_items()), content=cast(bytes | None, req.data)
-            )
-        except httpx.TimeoutException as exc:
-            raise TimeoutError(f"Slack did not answer in {self.timeout} s") from exc
-        except httpx.TransportError as exc:
-            raise urllib.error.URLError(str(exc)) from exc
-        headers = http.client.HTTPMessage()
-        for name, value in resp.headers.multi_items():
-            headers[name] = value
-        if resp.status_code >= 400:
-            raise urllib.error.HTTPError(url, resp.status_code, resp.reason_phrase, headers, io.BytesIO(resp.content))
-        return {"status": resp.status_code, "headers": headers, "body": resp.content.decode(resp.encoding or "utf-8")}
-
-
 class SlackGateway:
     """Wraps one WebClient; caches auth.test and users.info because they never change mid-run."""
 
@@ -125,6 +89,7 @@ class SlackGateway:
         self._groups: dict[str, tuple[float, set[str]]] = {}
         self._lock = threading.Lock()
         self._dms: dict[str, str] = {}
+        self._team_names: dict[str, str] = {}
         self._last_post: dict[str, float] = {}
         self._pace_lock = threading.Lock()
 
@@ -337,6 +302,27 @@ class SlackGateway:
         """Whether a file with this title was already shared in the thread (an upload that died mid-send)."""
         resp = self._call("conversations.replies", self.client.conversations_replies, channel=channel, ts=thread_ts)
         return any(f.get("title") == title for m in resp.get("messages", []) for f in m.get("files") or [])
+
+    def user_by_email(self, email: str) -> dict[str, Any] | None:
+        """users.lookupByEmail; None when no one in the workspace has that email."""
+        try:
+            return dict(self._call("users.lookupByEmail", self.client.users_lookupByEmail, email=email)["user"])
+        except SlackError as exc:
+            if exc.retryable:
+                raise
+            return None
+
+    def team_name(self, team_id: str) -> str | None:
+        """A Slack Connect organisation's name (team.info, cached for the process); None when Slack will not say."""
+        if team_id not in self._team_names:
+            try:
+                resp = self._call("team.info", self.client.team_info, team=team_id)
+            except SlackError as exc:
+                if exc.retryable:
+                    raise
+                return None
+            self._team_names[team_id] = str((resp.get("team") or {}).get("name") or team_id)
+        return self._team_names[team_id]
 
     def dm_channel(self, user_id: str) -> str:
         """The app's DM conversation with a person (conversations.open, cached), so posts there can be found."""

@@ -107,6 +107,7 @@ def _decisions(t: TriageView, status: str) -> str:
         label = f"<{link.url}|{link.identifier}>" if link.url else link.identifier
         state = f" ({link.state})" if link.state else ""
         demand = f" · {link.demand} request{'s' if link.demand != 1 else ''}" if link.linked else ""
+        demand += f" · {link.reach}" if link.linked and link.reach else ""
         note = f" · *failed:* {escape(link.error)}" if link.error else (f" · {link.note}" if link.note else "")
         parts.append(f"*Linear:* {label}{state}{demand}{note}")
     if t.requesters:

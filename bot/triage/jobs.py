@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.accounts.service import link_account
 from bot.capture.service import channel_shared, enqueue_receipt
 from bot.deps import Deps
 from bot.domain import CaptureMethod, Status
@@ -75,6 +76,7 @@ def card(deps: Deps, session: Session, job: Job) -> dict[str, Any]:
             )
         if not fb.permalink and fb.channel_id and fb.message_ts:
             fb.permalink = deps.slack.message_link(fb.channel_id, fb.message_ts, fb.thread_ts)
+        fb.account_id, fb.contact_id = link_account(deps, fb)  # team.info first, then its own short transaction
     with slack_errors(posting=True):
         text, card_blocks = _render(deps, session, fb, note)
         ts = deps.slack.post_once(channel, text, key=job.key, reconcile_since=job.reconcile_since, blocks=card_blocks)

@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.accounts.service import demand, organisation
 from bot.capture.service import enqueue_card_update, promote
 from bot.deps import Deps
 from bot.domain import (
@@ -334,6 +335,7 @@ def triage_view(session: Session, fb: Feedback, secret: str, *, loop_sla_days: f
                 linked=linked,
                 state=link.state_name,
                 demand=queries.demand(session=session, issue_id=link.issue_id) if linked else 0,
+                reach=demand(session, link.issue_id).label() if linked else None,
                 note=LINK_NOTES.get(LinkStatus(link.status)),
                 error=(link.error or "see logs") if link.status == LinkStatus.FAILED else None,
             )
@@ -372,9 +374,7 @@ def card_data(
     loop_sla_days: float = 3.0,
 ) -> CardData:
     """Plain values for blocks.card."""
-    org = "external" if fb.is_external else "internal"
-    if fb.author_team_id:
-        org = f"{org} · {fb.author_team_id}"
+    org = organisation(session, fb)
     return CardData(
         feedback_id=fb.id,
         text=fb.text,
