@@ -25,9 +25,7 @@ import math
 import os
 import queue
 import re
-import signal
 import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,6 +40,10 @@ import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_pipeline import Process  # noqa: E402  - the same child-process wrapper as the pipeline benchmark
 
 from bot.console import payloads  # noqa: E402
 from bot.console.fake_linear import FakeLinear  # noqa: E402
@@ -119,44 +121,6 @@ def _pct(values: Iterable[float], p: float) -> float:
 def _load() -> str:
     """The 1, 5 and 15 minute load averages."""
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-class Process:
-    """A child process with its output in a file, stopped with SIGTERM, then SIGKILL."""
-
-    def __init__(self, cmd: list[str], env: dict[str, str], log: Path) -> None:
-        self.log = log
-        with log.open("ab") as out:
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=out)
-
-    def alive(self) -> bool:
-        """Still running."""
-        return self.proc.poll() is None
-
-    def peak_rss_mb(self) -> float:
-        """VmHWM of the process, in MB (nan once it is gone)."""
-        try:
-            for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return float("nan")
-
-    def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL after 15 s; the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        return self.proc.returncode
-
-    def tail(self, chars: int = 2000) -> str:
-        """The end of the child's log."""
-        return self.log.read_text(errors="replace")[-chars:]
 
 
 def _wait_for(what: str, check: Callable[[], bool], timeout: float, proc: Process) -> float:
