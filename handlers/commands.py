@@ -37,4 +37,4 @@ def on_log_shortcut(ack: Ack, body: dict[str, Any], context: BoltContext) -> Non
 def on_feedback_command(ack: Ack, body: dict[str, Any], context: BoltContext) -> None:
     """/feedback and the global shortcut: feedback heard outside Slack."""
     ack()
-    _open(context, body, lambda: capture.feedback_modal(body.get("channel_id")))
+    _open(context, body, lambda: capture.feedback_modal(context["deps"], body.get("channel_id")))

@@ -179,3 +179,31 @@ def main_contact(*, session: Session, account_id: int) -> Contact | None:
 def contacts_of(*, session: Session, account_id: int) -> Sequence[Contact]:
     """An account's contacts."""
     return session.scalars(select(Contact).where(Contact.account_id == account_id).order_by(Contact.id)).all()
+
+
+def all_accounts(*, session: Session, limit: int = 100) -> Sequence[Account]:
+    """Accounts for a picker: largest ARR first, then by name."""
+    stmt = select(Account).order_by(Account.arr.desc().nulls_last(), Account.name).limit(limit)
+    return session.scalars(stmt).all()
+
+
+def manual_account(*, session: Session, text: str) -> Account | None:
+    """An account named by hand: the existing one with that name, domain or external id, else a new one."""
+    if not text:
+        return None
+    found = account_lookup(session=session, text=text)
+    if found is not None:
+        return found
+    is_domain = "." in text and " " not in text
+    account = Account(name=text, domain=text.lower() if is_domain else None, source="manual")
+    session.add(account)
+    session.flush()
+    return account
+
+
+def issues_of_item(*, session: Session, feedback_id: int) -> set[str]:
+    """The Linear issues an item is linked to."""
+    stmt = select(LinearLink.issue_id).where(
+        LinearLink.feedback_id == feedback_id, LinearLink.status == LinkStatus.LINKED
+    )
+    return set(session.scalars(stmt))

@@ -229,3 +229,32 @@ def test_a_champion_leaving_tells_the_owner_once_and_shows_in_the_ledger(bot: Co
         assert account is not None
         contacts = {line.text for line in ledger(s, account, account.updated_at).sections[0].lines}
     assert any(t.startswith("Carol (Champion, champion): left <#C0SHARED> on") for t in contacts)
+
+
+@pytest.mark.slow
+def test_staff_set_an_items_account_by_hand_and_feedback_logged_for_an_account_counts_for_it(bot: Console) -> None:
+    with session_scope(bot.bot.deps.sessions) as s:
+        import_accounts(s, ACCOUNTS.encode(), {}, skip_bad=False, staff_by_email=nobody)
+    fb = capture(bot, "Our auditors need an export of every login")
+    click(bot, fb.id, "triage.account")
+    bot.settle()
+    assert submit_modal(bot, {"account": "Globex · globex.com"}) == {}
+    bot.settle()
+    assert "Globex (Pro, Tier 2, $50k ARR)" in card_text(bot, fb.id)
+    click(bot, fb.id, "triage.account")
+    bot.settle()
+    submit_modal(bot, {"new_account": "initech.com"})
+    bot.settle()
+    assert "*Feedback from" in card_text(bot, fb.id) and "initech.com" in card_text(bot, fb.id)
+    click(bot, fb.id, "triage.undo")
+    bot.settle()
+    assert "Globex (Pro, Tier 2, $50k ARR)" in card_text(bot, fb.id)  # Undo restores the account too
+    bot.send_command("alice", "/feedback", "")
+    bot.settle()
+    fields = {"customer_text": "Dana", "source": "sales_call", "context": "QBR", "account": "Acme Corp · acme.com"}
+    submit_modal(bot, fields | {"verbatim": "SSO for contractors"})
+    bot.settle()
+    with bot.bot.deps.transaction() as s:
+        logged = s.scalars(select(Feedback).order_by(Feedback.id.desc())).first()
+        acme = s.scalar(select(Account).where(Account.domain == "acme.com"))
+        assert logged is not None and acme is not None and logged.account_id == acme.id

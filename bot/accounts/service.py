@@ -164,3 +164,29 @@ def champion_left(deps: Deps, user: str, how: str) -> dict[str, str] | None:
         if to:
             queries.enqueue(session=session, key=f"champion:{contact.id}:{how}", kind=Kind.REMINDER, payload=payload)
         return payload
+
+
+NEW = "new:"
+
+
+def account_options(deps: Deps) -> list[tuple[str, str]]:
+    """(value, label) of the accounts a modal offers, largest ARR first (Slack shows up to 100)."""
+    with deps.transaction() as session:
+        rows = customers.all_accounts(session=session, limit=100)
+        return [(str(a.id), a.name + (f" · {a.domain}" if a.domain else "")) for a in rows]
+
+
+def assign(session: Session, fb: Feedback, value: str | None) -> str:
+    """Sets the item's account by hand: an existing one (its id) or a new one (`new:<name or domain>`); the
+    demand of its Linear issues follows."""
+    raw = (value or "").strip()
+    if raw.startswith(NEW):
+        account = customers.manual_account(session=session, text=raw.removeprefix(NEW).strip())
+    else:
+        account = session.get(Account, int(raw)) if raw.isdigit() else None
+    if account is None:
+        raise UserFacingError("Pick an account, or type a new account's name.")
+    fb.account_id = account.id
+    for issue_id in customers.issues_of_item(session=session, feedback_id=fb.id):
+        enqueue_demand(session, issue_id)
+    return f"Account set to {account.name}"

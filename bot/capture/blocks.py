@@ -38,9 +38,9 @@ def log_modal(*, verbatim: str, author: str | None, permalink: str | None, metad
     }
 
 
-def feedback_modal(*, metadata: dict[str, Any]) -> dict[str, Any]:
-    """/feedback and the global shortcut: feedback heard outside Slack."""
-    return {
+def feedback_modal(*, metadata: dict[str, Any], accounts: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """/feedback and the global shortcut: feedback heard outside Slack, for an account when one is picked."""
+    modal: dict[str, Any] = {
         "type": "modal",
         "callback_id": Callback.FEEDBACK_MODAL.value,
         "title": plain("Log feedback", 24),
@@ -62,3 +62,7 @@ def feedback_modal(*, metadata: dict[str, Any]) -> dict[str, Any]:
             input_block(Field.TYPE_HINT, "Type (hint)", select(TYPE_OPTIONS), optional=True),
         ],
     }
+    if accounts:
+        picker = select({value: label[:75] for value, label in accounts[:100]})
+        modal["blocks"].insert(2, input_block(Field.ACCOUNT, "Account", picker, optional=True))
+    return modal

@@ -8,7 +8,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from bot.accounts.service import require_staff
+from bot.accounts.service import account_options, require_staff
 from bot.capture import blocks, events, service
 from bot.deps import Deps
 from bot.domain import SOURCES, CaptureMethod, CaptureRequest, FeedbackType, Kind, UserFacingError
@@ -62,9 +62,9 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def feedback_modal(channel_id: str | None) -> dict[str, Any]:
+def feedback_modal(deps: Deps, channel_id: str | None) -> dict[str, Any]:
     """The /feedback and global-shortcut modal."""
-    return blocks.feedback_modal(metadata={"channel": channel_id})
+    return blocks.feedback_modal(metadata={"channel": channel_id}, accounts=account_options(deps))
 
 
 def _check(values: dict[str, str | None], required: list[Field]) -> dict[str, str]:
@@ -125,8 +125,12 @@ def submit_log(deps: Deps, user_id: str, view: dict[str, Any]) -> int:
         captured_by=user_id,
         type_hint=values.get(Field.TYPE_HINT),
     )
+    account = values.get(Field.ACCOUNT)
     with deps.transaction() as session:
-        return service.capture(session=session, settings=deps.settings, req=req).feedback.id
+        fb = service.capture(session=session, settings=deps.settings, req=req).feedback
+        if account and account.isdigit():  # logged on behalf of an account: it counts for that account
+            fb.account_id = int(account)
+        return fb.id
 
 
 def submit_feedback(deps: Deps, user_id: str, view: dict[str, Any]) -> int:
@@ -148,5 +152,9 @@ def submit_feedback(deps: Deps, user_id: str, view: dict[str, Any]) -> int:
         type_hint=values.get(Field.TYPE_HINT),
         dedupe_key=f"view:{view.get('id')}",
     )
+    account = values.get(Field.ACCOUNT)
     with deps.transaction() as session:
-        return service.capture(session=session, settings=deps.settings, req=req).feedback.id
+        fb = service.capture(session=session, settings=deps.settings, req=req).feedback
+        if account and account.isdigit():  # logged on behalf of an account: it counts for that account
+            fb.account_id = int(account)
+        return fb.id

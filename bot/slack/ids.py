@@ -31,6 +31,7 @@ class Action(StrEnum):
     NOT_FEEDBACK = "triage.not_feedback"
     UNDO = "triage.undo"
     PROMOTE = "triage.promote"
+    ACCOUNT = "triage.account"
     HOME_FILTER = "home.filter"
     LOOP_SEND = "loop.send"
     LOOP_EDIT = "loop.edit"
@@ -39,7 +40,7 @@ class Action(StrEnum):
     LOOP_RETRY = "loop.retry"
 
 
-MODAL_ACTIONS = {Action.LINK, Action.WONT_DO, Action.DUPLICATE}
+MODAL_ACTIONS = {Action.LINK, Action.WONT_DO, Action.DUPLICATE, Action.ACCOUNT}
 
 
 class TriageModal(StrEnum):
@@ -48,6 +49,7 @@ class TriageModal(StrEnum):
     LINK = "triage_link_modal"
     WONT_DO = "triage_wont_do_modal"
     DUPLICATE = "triage_duplicate_modal"
+    ACCOUNT = "triage_account_modal"
 
 
 class Field(StrEnum):
@@ -63,4 +65,6 @@ class Field(StrEnum):
     CUSTOMER_TEXT = "customer_text"
     CUSTOMER_USER = "customer_user"
     MESSAGE = "message"
+    ACCOUNT = "account"
+    NEW_ACCOUNT = "new_account"
     RELEASE_NOTE = "release_note"

@@ -145,6 +145,7 @@ def triage_controls(
         button(Action.WONT_DO, "Won't do", t.ref, "danger"),
         button(Action.DUPLICATE, "Duplicate of…", t.ref),
         button(Action.NOT_FEEDBACK, "Not feedback", t.ref),
+        button(Action.ACCOUNT, "Account…", t.ref),
     ]
     if t.can_undo:
         buttons.append(button(Action.UNDO, "Undo", t.ref))
@@ -200,3 +201,14 @@ def duplicate_modal(ref: str, candidates: list[tuple[int, str]]) -> dict[str, An
     else:
         block = input_block(Field.ORIGINAL, "Duplicate of item #", text_input(multiline=False))
     return _triage_modal(TriageModal.DUPLICATE, "Duplicate of", ref, block)
+
+
+def account_modal(ref: str, accounts: list[tuple[str, str]]) -> dict[str, Any]:
+    """Which customer account this is: pick a known one, or type a new account's name or domain."""
+    new = input_block(Field.NEW_ACCOUNT, "…or a new account (name or domain)", text_input(multiline=False),
+                      optional=True)  # fmt: skip
+    modal = _triage_modal(TriageModal.ACCOUNT, "Account", ref, new)
+    if accounts:
+        picker = select({value: truncate(label, 75) for value, label in accounts[:100]})
+        modal["blocks"].insert(0, input_block(Field.ACCOUNT, "Account", picker, optional=True))
+    return modal

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.accounts.service import NOT_STAFF, require_staff, staff_cached
+from bot.accounts.service import NEW, NOT_STAFF, account_options, require_staff, staff_cached
 from bot.deps import Deps
 from bot.domain import CardRef, UserFacingError
 from bot.slack.ids import MODAL_ACTIONS, Action, Field, TriageModal
@@ -17,6 +17,7 @@ MODAL_FIELD = {
     TriageModal.WONT_DO: (Action.WONT_DO, Field.REASON),
     TriageModal.LINK: (Action.LINK, Field.ISSUE),
     TriageModal.DUPLICATE: (Action.DUPLICATE, Field.ORIGINAL),
+    TriageModal.ACCOUNT: (Action.ACCOUNT, Field.ACCOUNT),
 }
 
 
@@ -56,12 +57,17 @@ def _modal(deps: Deps, act: Action, ref: CardRef) -> dict[str, Any]:
         return blocks.wont_do_modal(raw)
     if act is Action.LINK:
         return blocks.link_modal(raw)
+    if act is Action.ACCOUNT:
+        return blocks.account_modal(raw, account_options(deps))
     return blocks.duplicate_modal(raw, service.modal_candidates(deps, ref))
 
 
 def _modal_input(view: dict[str, Any]) -> tuple[Action, Field, str | None]:
     act, field = MODAL_FIELD[TriageModal(view["callback_id"])]
-    return act, field, read_state(view).get(field.value)
+    state = read_state(view)
+    if act is Action.ACCOUNT and not state.get(field.value) and state.get(Field.NEW_ACCOUNT.value):
+        return act, field, f"{NEW}{state[Field.NEW_ACCOUNT.value]}"  # a new account, named by hand
+    return act, field, state.get(field.value)
 
 
 def modal_before_ack(deps: Deps, body: dict[str, Any], view: dict[str, Any]) -> tuple[dict[str, str], bool]:

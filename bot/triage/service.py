@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.accounts.service import demand, organisation
+from bot.accounts.service import assign, demand, organisation
 from bot.capture.service import enqueue_card_update, promote
 from bot.deps import Deps
 from bot.domain import (
@@ -39,7 +39,7 @@ from storage.models import ACTIVE_LINKS, Feedback, LinkStatus, LoopMessage, Loop
 
 log = logging.getLogger(__name__)
 NOT_AN_OWNER = "Pick an owner from our own team."
-SNAPSHOT = ("status", "type", "theme", "impact", "owner_id", "reason", "duplicate_of_id")
+SNAPSHOT = ("status", "type", "theme", "impact", "owner_id", "reason", "duplicate_of_id", "account_id")
 
 
 class StaleCard(UserFacingError):
@@ -156,6 +156,7 @@ HANDLERS: dict[Action, Callable[..., str]] = {
     Action.DUPLICATE: _duplicate,
     Action.NOT_FEEDBACK: _status(Status.NOT_FEEDBACK, "Dismissed as not feedback"),
     Action.PROMOTE: _promote,
+    Action.ACCOUNT: lambda session, deps, fb, user, value: assign(session, fb, value),
 }
 LEARNS = {Action.TYPE, Action.THEME, Action.NOT_FEEDBACK, Action.PROMOTE}
 
