@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
+from slack_sdk.models.views import View
 from sqlalchemy import func, select
 
 from app import main
 from bot.accounts import csvfile
 from bot.accounts.importer import import_accounts, import_contacts
 from bot.accounts.service import enqueue_demand
-from bot.console import Console
+from bot.console import Console, payloads
 from bot.routing.service import refresh_after_import
 from storage.db import make_engine, make_sessionmaker, session_scope
 from storage.models import Account, AccountTeam, Contact, Feedback
@@ -258,3 +260,41 @@ def test_staff_set_an_items_account_by_hand_and_feedback_logged_for_an_account_c
         logged = s.scalars(select(Feedback).order_by(Feedback.id.desc())).first()
         acme = s.scalar(select(Account).where(Account.domain == "acme.com"))
         assert logged is not None and acme is not None and logged.account_id == acme.id
+
+
+def _home_select(bot: Console, name: str, value: str) -> dict:
+    """Picks `value` in one of App Home's filter selects (a real block_actions payload) and returns the new view."""
+    view = bot.fake.calls_to("views.publish")[-1].args["view"]
+    filters = next(b for b in view["blocks"] if b.get("block_id") == "home_filters")
+    el = next(e for e in filters["elements"] if e["action_id"] == f"home.filter.{name}")
+    body = payload("slack_block_actions.json")
+    body.pop("channel", None), body.pop("message", None)
+    body.update(container={"type": "view", "view_id": "V0HOME"}, view={**view, "id": "V0HOME", "type": "home"})
+    body["actions"] = [payloads.action(el, filters, value)]
+    bot.post_signed(urlencode({"payload": json.dumps(body)}), "application/x-www-form-urlencoded")
+    bot.settle()
+    return bot.fake.calls_to("views.publish")[-1].args["view"]
+
+
+@pytest.mark.slow
+def test_app_home_sorts_the_roadmap_by_arr_and_shows_an_accounts_ledger(bot: Console) -> None:
+    with session_scope(bot.bot.deps.sessions) as s:
+        import_accounts(s, ACCOUNTS.encode(), {}, skip_bad=False, staff_by_email=nobody)
+    small, big = capture(bot, "Please add a dark mode"), capture(bot, "We need SAML single sign-on")
+    with session_scope(bot.bot.deps.sessions) as s:
+        acme = s.scalar(select(Account).where(Account.domain == "acme.com"))
+        globex = s.scalar(select(Account).where(Account.domain == "globex.com"))
+        assert acme is not None and globex is not None
+        for fid, account in ((small.id, globex), (big.id, acme)):
+            row = s.get(Feedback, fid)
+            assert row is not None
+            row.status, row.account_id = "roadmap", account.id
+    send(bot, payload("slack_event_app_home_opened.json"))
+    bot.settle()
+    view = _home_select(bot, "sort", "Roadmap: most ARR asking")
+    View(**view).validate_json()
+    text = json.dumps(view)
+    assert text.index(f"#{big.id}*") < text.index(f"#{small.id}*")  # Acme's $150k before Globex's $50k
+    view = _home_select(bot, "account", "Acme Corp")
+    text = json.dumps(view, ensure_ascii=False)
+    assert "Customer ledger: Acme Corp" in text and "We need SAML single sign-on" in text

@@ -17,6 +17,8 @@ DOMAINS = ("accounts", "suggest", "capture", "routing", "triage", "loop", "nps",
 ALLOWED = {
     # App Home shows each item with the card's own controls; one builder serves both.
     ("bot.home.blocks", "bot.triage.blocks"),
+    # App Home shows an account's ledger with the report's own section builder.
+    ("bot.home.blocks", "bot.reports.blocks"),
 }
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 400, 40
 SIZE_ALLOWED = {

@@ -190,3 +190,15 @@ def assign(session: Session, fb: Feedback, value: str | None) -> str:
     for issue_id in customers.issues_of_item(session=session, feedback_id=fb.id):
         enqueue_demand(session, issue_id)
     return f"Account set to {account.name}"
+
+
+def account_names(session: Session) -> list[str]:
+    """Account names for App Home's ledger picker (largest ARR first)."""
+    return [a.name for a in customers.all_accounts(session=session, limit=99)]
+
+
+def item_arr(session: Session, fb: Feedback) -> float:
+    """The ARR asking for an item: its account and its merged duplicates' accounts, each counted once."""
+    ids = {fb.account_id, *(d.account_id for d in queries.duplicates_of(session=session, feedback_id=fb.id))}
+    rows = customers.accounts_of(session=session, ids=[i for i in ids if i])
+    return float(sum(a.arr or 0 for a in rows.values()))

@@ -19,7 +19,11 @@ def _filters(body: dict[str, Any]) -> dict[str, str]:
         data = json.loads(view.get("private_metadata") or "{}") if view.get("type") == "home" else {}
     except ValueError:
         data = {}
-    return {k: str(v) for k, v in data.items() if k in {"type", "theme"}} if isinstance(data, dict) else {}
+    return (
+        {k: str(v) for k, v in data.items() if k in {"type", "theme", "sort", "account"}}
+        if isinstance(data, dict)
+        else {}
+    )
 
 
 def on_opened(deps: Deps, event: dict[str, Any]) -> None:

@@ -18,11 +18,13 @@ from sqlalchemy.orm import Session
 from bot.accounts.service import demand
 from bot.deps import Deps
 from bot.domain import CLOSED, ChartData, Kind, Report, ReportLine, ReportSection, UserFacingError
+from bot.reports.ledger import ledger
 from bot.reports.periods import Period, period_for
 from bot.settings import Settings
 from storage import queries, reports
 from storage.models import Feedback, LinearIssue, LoopState
 
+__all__ = ["ledger"]  # one account's ledger (bot/reports/ledger.py), for App Home
 CHART_WEEKS = 12
 SPIKE_MIN, SPIKE_P, BASELINE_WEEKS = 5, 0.01, 8
 TOLD = {LoopState.SENT.value, LoopState.TOLD.value}
