@@ -125,10 +125,14 @@ def submit_log(deps: Deps, user_id: str, view: dict[str, Any]) -> int:
         captured_by=user_id,
         type_hint=values.get(Field.TYPE_HINT),
     )
-    account = values.get(Field.ACCOUNT)
+    return _store(deps, req, values.get(Field.ACCOUNT))
+
+
+def _store(deps: Deps, req: CaptureRequest, account: str | None) -> int:
+    """One capture; feedback logged on behalf of an account (picked in the modal) counts for that account."""
     with deps.transaction() as session:
         fb = service.capture(session=session, settings=deps.settings, req=req).feedback
-        if account and account.isdigit():  # logged on behalf of an account: it counts for that account
+        if account and account.isdigit():
             fb.account_id = int(account)
         return fb.id
 
@@ -152,9 +156,4 @@ def submit_feedback(deps: Deps, user_id: str, view: dict[str, Any]) -> int:
         type_hint=values.get(Field.TYPE_HINT),
         dedupe_key=f"view:{view.get('id')}",
     )
-    account = values.get(Field.ACCOUNT)
-    with deps.transaction() as session:
-        fb = service.capture(session=session, settings=deps.settings, req=req).feedback
-        if account and account.isdigit():  # logged on behalf of an account: it counts for that account
-            fb.account_id = int(account)
-        return fb.id
+    return _store(deps, req, values.get(Field.ACCOUNT))
