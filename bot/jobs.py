@@ -42,7 +42,12 @@ PERSISTENT: frozenset[Kind] = frozenset({Kind.EVENT})
 # THE registry of scheduled sweeps (bot/runtime/scheduler.py runs them in one process at a time).
 SCHEDULE: list[Sweep] = [
     Sweep("linear-poll", lambda s: IntervalTrigger(seconds=s.feedback_linear_poll_seconds), loop.poll),
-    Sweep("triage-reminders", lambda s: CronTrigger(hour=9, minute=0, timezone=s.feedback_tz), loop.triage_reminders),
+    Sweep(
+        "triage-reminders",
+        lambda s: CronTrigger(hour=9, minute=0, timezone=s.feedback_tz),
+        loop.triage_reminders,
+        at_start=False,
+    ),
     Sweep("loops-overdue", lambda s: IntervalTrigger(hours=1), loop.loops_overdue),
     # reports: every 15 minutes, "is a period due and not yet queued?" (late runs within the grace time)
     Sweep("weekly-digest", lambda s: IntervalTrigger(minutes=15), reports.sweep("weekly")),

@@ -160,6 +160,7 @@ def loops_overdue(
         .join(LinearIssue, LinearIssue.id == LinearLink.issue_id)
         .where(LinearLink.status == LinkStatus.LINKED, Feedback.deleted_at.is_(None))
         .where(LinearIssue.state_type == "completed", LinearIssue.completed_at < completed_before)
+        .where(LinearLink.created_at < LinearIssue.completed_at)  # merged or linked after it shipped: nothing promised
         .order_by(Feedback.id)
     )
     if feedback_ids is not None:

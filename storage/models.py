@@ -212,6 +212,8 @@ class LinearIssue(Base):
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None] = mapped_column()
     demand_comment_id: Mapped[str | None] = mapped_column(String(64))  # our UUID for the one demand comment
+    demand_hash: Mapped[str | None] = mapped_column(String(16))  # what the comment says now (a digest)
+    demand_rev: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
 class LoopMessage(Base):

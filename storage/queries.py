@@ -97,8 +97,9 @@ def outbox_by_key(*, session: Session, key: str) -> OutboxItem | None:
 
 
 def claim_due(
-    *, session: Session, now: datetime, lease: timedelta, limit: int = 20, first: Sequence[str] = ()
-) -> list[OutboxItem]:
+    *, session: Session, now: datetime, lease: timedelta, limit: int = 20, first: Sequence[str] = (),
+    only: str | None = None,
+) -> list[OutboxItem]:  # fmt: skip
     """Leases due rows so two workers never send the same item (SKIP LOCKED on PostgreSQL); kinds in `first`
     are claimed before the rest, oldest first within each group."""
     due = or_(
@@ -107,6 +108,8 @@ def claim_due(
     )
     urgent = case((OutboxItem.kind.in_(list(first)), 0), else_=1) if first else literal(1)
     stmt = select(OutboxItem).where(due).order_by(urgent, OutboxItem.id).limit(limit)
+    if only is not None:  # a one-off command drains only its own rows (e.g. one report's)
+        stmt = stmt.where(OutboxItem.key.startswith(only, autoescape=True))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     rows = list(session.scalars(stmt))

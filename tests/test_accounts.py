@@ -113,6 +113,10 @@ def test_imports_are_all_or_nothing_and_idempotent(tmp_path: Path, capsys, monke
     assert main(["report", "account", "Acme Corp"]) == 0
     ledger = capsys.readouterr().out
     assert ledger.startswith("# Customer ledger: Acme Corp") and "plan: Enterprise" in ledger and "$150k" in ledger
+    conflict = tmp_path / "conflict.csv"
+    conflict.write_text("name,external_id,domain\nMixed,A-1,globex.com\n")
+    assert main(["accounts", "import", str(conflict)]) == 1
+    assert "line 2, column 'domain': 'globex.com' belongs to another account (Globex)" in capsys.readouterr().err
     assert main(["report", "account", "initech.com"]) == 2
     assert "no account named 'initech.com'" in capsys.readouterr().err
 
@@ -298,3 +302,10 @@ def test_app_home_sorts_the_roadmap_by_arr_and_shows_an_accounts_ledger(bot: Con
     view = _home_select(bot, "account", "Acme Corp")
     text = json.dumps(view, ensure_ascii=False)
     assert "Customer ledger: Acme Corp" in text and "We need SAML single sign-on" in text
+
+
+def test_european_files_read_decimal_commas() -> None:
+    table = csvfile.read(b"name;domain;arr\nAcme;acme.com;1,5M\nGlobex;globex.com;150.000,50\n",
+                         csvfile.ACCOUNT_COLUMNS, {})  # fmt: skip
+    rows = csvfile.clean(table, ("external_id", "domain"), ("name",))
+    assert [str(v["arr"]) for _, v in rows] == ["1500000.0", "150000.50"]

@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from bot.console import Console, payloads
 from storage.db import utcnow
-from storage.models import Feedback, LinearIssue, LoopMessage, OutboxItem
+from storage.models import Feedback, LinearIssue, LinearLink, LoopMessage, OutboxItem
 from tests.conftest import payload, start_console
 from tests.test_capture_scenarios import send
 from tests.test_triage import capture, card_message, click, link_linear, submit_modal
@@ -294,8 +294,9 @@ def test_untriaged_items_remind_once_a_day_and_open_loops_are_flagged(bot: Conso
     shipped = linked_item(bot, "Exports lose rows when filtering")
     bot.move_issue("ENG-7", "completed")
     bot.settle()
-    with bot.bot.deps.transaction() as s:
+    with bot.bot.deps.transaction() as s:  # linked a week ago, shipped 4 days ago, nobody told since
         s.execute(update(LinearIssue).values(completed_at=utcnow() - timedelta(days=4)))
+        s.execute(update(LinearLink).values(created_at=utcnow() - timedelta(days=7)))
     assert bot.bot.scheduler.run_now("loops-overdue")["overdue"] == 1
     bot.settle()
     assert "loop still open after it shipped" in json.dumps(card_message(bot, shipped.id)["blocks"])
@@ -350,3 +351,14 @@ def test_feedback_without_a_thread_becomes_a_task_for_the_owner(bot: Console) ->
     press(bot, dm, "loop.told")
     bot.settle()
     assert messages(bot)[0].status == "told" and bot.fake.calls_to("chat.postMessage")[-1].args["channel"] != "C0SHARED"
+
+
+def test_a_new_link_that_reveals_a_state_change_moves_every_requesters_loop(bot: Console) -> None:
+    carol = linked_item(bot, "CSV export drops rows with filters")
+    bot.move_issue("ENG-7", "started")
+    bot.settle()
+    bot.move_issue("ENG-7", "completed", webhook=False)  # the webhook is lost; Dave's link reads the new state
+    dave = linked_item(bot, "Exports lose rows when a filter is set")
+    bot.settle()
+    shipped = {(m.feedback_id, m.stage) for m in messages(bot)}
+    assert {(carol.id, "resolution"), (dave.id, "resolution")} <= shipped

@@ -111,3 +111,14 @@ def test_webhook_fixture_parses_title_updated_at_and_actor() -> None:
     assert comment.type == "Comment" and comment.state_type is None
     with pytest.raises(ValueError):
         parse_webhook(json.dumps({"action": "update", "type": "Issue", "data": {}}).encode())
+
+
+def test_staff_release_notes_and_account_names_are_inert_where_they_are_shown() -> None:
+    from bot.slack.kit import markdown_name
+
+    text = str(blocks.draft(_draft(note="<!channel> <https://evil.example|docs.example.com>"))[1])
+    assert "<!channel>" not in text and "<https://evil" not in text
+    assert (
+        markdown_name("[Acme](https://evil) ![x](https://t)")
+        == "\\[Acme\\]\\(https://evil\\) \\!\\[x\\]\\(https://t\\)"
+    )

@@ -155,6 +155,7 @@ def _slack_export(root: Path) -> None:
                 "team": "T0OURTEAM", "source_team": "T0OURTEAM"},
         base | {"ts": "1700000200.000300", "text": "bot says hi", "bot_id": "B1", "subtype": "bot_message"},
         {"type": "message", "text": "no user or ts"},
+        base | {"ts": "1700000250.000250", "user_profile": "not an object"},
         base | {"ts": "1700000300.000400", "text": "And SSO please", "thread_ts": "1700000000.000100"},
     ]  # fmt: skip
     (root / "acme-shared").mkdir()
@@ -174,6 +175,7 @@ def test_slack_export_import_is_idempotent_and_a_later_live_event_is_not_a_secon
     assert main(["import", "slack-export", str(tmp_path / "export"), "--channel", "acme-shared"]) == 1
     report = capsys.readouterr()
     assert "imported 2 new items" in report.out and "2023-11-14.json message 4" in report.err
+    assert "2023-11-14.json message 5" in report.err  # a malformed profile is reported, the day still imports
     assert "2023-11-15.json: not JSON" in report.err
     assert main(["import", "slack-export", str(tmp_path / "export.zip"), "--channel", "#acme-shared"]) == 1
     assert "imported 0 new items; 2 were already stored" in capsys.readouterr().out
@@ -183,6 +185,7 @@ def test_slack_export_import_is_idempotent_and_a_later_live_event_is_not_a_secon
         outbox = list(s.scalars(select(OutboxItem)))
     assert [f.text for f in items] == ["Exports drop rows", "And SSO please"] and outbox == []
     assert items[0].dedupe_key == "msg:C0SHARED:1700000000.000100" and "import" in items[0].tags
+    assert items[0].created_at.year == 2023  # dated when it was said, not when it was imported
     live = customer_message(bot, "Exports drop rows")
     live["event"].update(ts="1700000000.000100", event_ts="1700000000.000100")
     send(bot, live)

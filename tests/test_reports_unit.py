@@ -179,3 +179,13 @@ def test_segments_break_feedback_down_and_flag_a_rising_share_of_complaints() ->
         "Enterprise / Tier 1: 6 (last month 5, +20%)", "Pro / Tier 2: 3 (last month 0, new)"]  # fmt: skip
     assert [line.text for line in by["Segments with a rising share of bugs and complaints"].lines] == [
         "Enterprise / Tier 1: 67% bugs and complaints (6 items), was 20%"]  # fmt: skip
+
+
+def test_a_weeks_spike_is_reported_in_one_month_only() -> None:
+    items = [it(100 + w, (at("2026-09-28 12:00") + timedelta(weeks=w)).isoformat(), theme="Billing") for w in range(8)]
+    items += [it(200 + n, "2026-11-25 12:00", theme="Billing") for n in range(7)]  # the week of 23-29 Nov
+    november = monthly(Rows(items, []), period_for("monthly", at("2026-11-15 00:00"), "UTC"), "UTC")
+    december = monthly(Rows(items, []), period_for("monthly", at("2026-12-15 00:00"), "UTC"), "UTC")
+    assert [d.title.split(":")[0] for d in november.details] == ["Billing, 2026-W48"]
+    assert december.details == []
+    assert all("request 2" in line.quote for line in november.details[0].lines if line.quote)  # that week's items

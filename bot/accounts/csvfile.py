@@ -27,6 +27,7 @@ class Table:
 
     rows: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    delimiter: str = ","
 
 
 def decode(raw: bytes) -> str:
@@ -60,7 +61,7 @@ def read(raw: bytes, columns: tuple[str, ...], mapping: dict[str, str]) -> Table
     except csv.Error:
         dialect = csv.excel
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
-    table = Table()
+    table = Table(delimiter=dialect.delimiter)
     header = next(reader, None)
     if header is None:
         table.errors.append("line 1: the file is empty")
@@ -88,7 +89,9 @@ def _date(value: str) -> date:
     return date.fromisoformat(value[:10])
 
 
-def _money(value: str) -> Decimal:
+def _money(value: str, decimal_comma: bool = False) -> Decimal:
+    """150000, $150k, 1.2M; in a `;`-separated (European) file, 1,5M and 150.000,00 too."""
+    value = value.replace(".", "").replace(",", ".") if decimal_comma else value
     cleaned = re.sub(r"[\s$€£,_]", "", value)
     scale = {"k": 1_000, "m": 1_000_000}.get(cleaned[-1:].lower(), 1)
     amount = Decimal(cleaned[:-1] if scale != 1 else cleaned) * scale
@@ -127,7 +130,7 @@ CHECKS: dict[str, Check] = {
 }
 
 
-def _typed(line: int, row: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
+def _typed(line: int, row: dict[str, str], decimal_comma: bool) -> tuple[dict[str, Any], list[str]]:
     """Each non-empty cell through its column's check."""
     values: dict[str, Any] = {}
     problems = []
@@ -135,7 +138,12 @@ def _typed(line: int, row: dict[str, str]) -> tuple[dict[str, Any], list[str]]:
         if not raw:
             continue
         try:
-            values[column] = CHECKS[column](raw.upper() if column == "currency" else raw) if column in CHECKS else raw
+            if column == "arr":
+                values[column] = _money(raw, decimal_comma)
+            else:
+                values[column] = (
+                    CHECKS[column](raw.upper() if column == "currency" else raw) if column in CHECKS else raw
+                )
         except InvalidOperation:
             problems.append(f"line {line}, column {column!r}: {raw!r} is not an amount")
         except ValueError as exc:
@@ -149,7 +157,7 @@ def clean(table: Table, keys: tuple[str, ...], required: tuple[str, ...]) -> lis
     seen: dict[tuple[str, str], int] = {}
     out = []
     for line, row in table.rows:
-        values, problems = _typed(line, row)
+        values, problems = _typed(line, row, table.delimiter == ";")
         missing = [c for c in required if not values.get(c)]
         if missing:
             problems.append(f"line {line}, column {missing[0]!r}: required")

@@ -71,6 +71,12 @@ def import_accounts(
     result = ImportResult(errors=list(table.errors))
     owners: dict[int, str | None] = {}
     for line, values in rows:
+        by_id = store.find_account(session=session, external_id=values.get("external_id"))
+        by_domain = store.find_account(session=session, domain=values.get("domain"))
+        if by_id is not None and by_domain is not None and by_id.id != by_domain.id:
+            result.errors.append(f"line {line}, column 'domain': {values['domain']!r} belongs to another account "
+                                 f"({by_domain.name})")  # fmt: skip
+            continue
         try:
             owners[line] = _owner(values.get("owner"), staff_by_email)
         except ValueError as exc:

@@ -109,13 +109,23 @@ def account_of_user(deps: Deps, user: str, team: str, name: str | None, seen: da
 
 
 def enqueue_demand(session: Session, issue_id: str) -> None:
-    """Refreshes the issue's one demand comment; keyed by its text, so an unchanged list sends nothing."""
-    body = demand_markdown(session, issue_id)
+    """Refreshes the issue's one demand comment when its text changed since the last refresh (A -> B -> A is two
+    changes); an unchanged list sends nothing."""
+    digest = hashlib.sha256(demand_markdown(session, issue_id).encode()).hexdigest()[:16]
     issue = loops.ensure_linear_issue(session=session, issue_id=issue_id)
+    if issue.demand_hash == digest:
+        return
     issue.demand_comment_id = issue.demand_comment_id or str(uuid.uuid4())  # chosen before the first call
-    key = f"linear.demand:{issue_id}:{hashlib.sha256(body.encode()).hexdigest()[:16]}"
+    issue.demand_hash, issue.demand_rev = digest, (issue.demand_rev or 0) + 1
+    key = f"linear.demand:{issue_id}:{issue.demand_rev}"
     payload = {"issue_id": issue_id, "lane": f"issue:{issue_id}"}
     queries.enqueue(session=session, key=key, kind=Kind.LINEAR_DEMAND, payload=payload)
+
+
+def refresh_demand(session: Session, issue_ids: set[str]) -> None:
+    """enqueue_demand for each of these issues."""
+    for issue_id in sorted(issue_ids):
+        enqueue_demand(session, issue_id)
 
 
 def organisation(session: Session, fb: Feedback) -> str:
@@ -139,7 +149,7 @@ def demand_markdown(session: Session, issue_id: str) -> str:
     for account_name, arr, currency, tier in d.accounts:
         facts = ", ".join(f for f in (tier, f"{money(arr, currency)} ARR" if arr is not None else None) if f)
         asked = f"{counts[account_name]} request(s)" if counts.get(account_name) else "+1 on a request"
-        lines.append(f"- {kit.to_markdown(kit.escape(account_name))}{f' ({facts})' if facts else ''}: {asked}")
+        lines.append(f"- {kit.markdown_name(account_name)}{f' ({kit.markdown_name(facts)})' if facts else ''}: {asked}")
     if d.unknown:
         lines.append(f"- {d.unknown} request(s) from no known account")
     return "\n".join(lines)
@@ -194,7 +204,8 @@ def assign(session: Session, fb: Feedback, value: str | None) -> str:
 
 def account_names(session: Session) -> list[str]:
     """Account names for App Home's ledger picker (largest ARR first)."""
-    return [a.name for a in customers.all_accounts(session=session, limit=99)]
+    names = [a.name for a in customers.all_accounts(session=session, limit=99)]
+    return list(dict.fromkeys(names))  # Slack refuses a select with two equal options
 
 
 def item_arr(session: Session, fb: Feedback) -> float:

@@ -4,10 +4,12 @@ auto-captured (same dedupe keys, so a later live event is not a second item), wi
 from __future__ import annotations
 
 import json
+import re
 import sys
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,8 +76,8 @@ def request(msg: Any, channel_id: str, team: str) -> CaptureRequest | None:
     if msg.get("subtype") not in ALLOWED_SUBTYPES or msg.get("bot_id"):
         return None
     user, ts, author = msg.get("user"), msg.get("ts"), author_team(msg)
-    if not isinstance(user, str) or not isinstance(ts, str):
-        raise ValueError("message without user or ts")
+    if not isinstance(user, str) or not isinstance(ts, str) or not re.fullmatch(r"\d{9,11}\.\d{1,6}", ts):
+        raise ValueError("message without a user or a Slack ts")
     if author is None or author == team or not str(msg.get("text") or "").strip():
         return None  # our own people, or nothing to capture
     profile = msg.get("user_profile") or {}
@@ -117,15 +119,18 @@ def _import_day(
         for n, msg in enumerate(messages if isinstance(messages, list) else []):
             try:
                 req = request(msg, channel_id, ours)
-            except ValueError as exc:
-                report.errors.append(f"{day.name} message {n + 1}: {exc}")
+            except (ValueError, TypeError, AttributeError) as exc:  # a message of another shape: reported, skipped
+                report.errors.append(f"{day.name} message {n + 1}: {exc or type(exc).__name__}")
                 continue
             if req is None:
                 report.skipped += 1
                 continue
             result = capture(session=session, settings=settings, req=req, followups=False)
-            if result.created:
+            if result.created:  # dated when it was said, so reports and reminders place it right
                 result.feedback.tags = [*result.feedback.tags, "import"]
+                result.feedback.created_at = datetime.fromtimestamp(float(str(req.message_ts)), UTC).replace(
+                    tzinfo=None
+                )
             report.imported += result.created
             report.already += not result.created
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from bot.domain import LoopDraft
 from bot.slack.ids import Action, Callback, Field
-from bot.slack.kit import button, input_block, mrkdwn, plain, quote, text_input, truncate
+from bot.slack.kit import button, escape, input_block, mrkdwn, plain, quote, text_input, truncate
 
 TITLES = {"update": "Work started", "resolution": "Shipped", "canceled": "Canceled"}
 OPEN = {"waiting for approval", "owner to tell them (no Slack thread)"}
@@ -18,7 +18,7 @@ def draft(d: LoopDraft) -> tuple[str, list[dict[str, Any]]]:
     where = f"in <#{d.channel_id}>, in the thread of " if d.channel_id else "(no Slack thread: tell them yourself) "
     message = f"<{d.permalink}|their message>" if d.permalink and d.channel_id else "their request"
     head = f"*{TITLES.get(d.stage, d.stage)}: {issue}*: {d.customer} will be told {where}{message}:"
-    body = quote(d.text, 2600) + (f"\n>{truncate(d.note, 300)}" if d.note else "")
+    body = quote(d.text, 2600) + (f"\n>{truncate(escape(d.note), 300)}" if d.note else "")  # as the customer gets it
     facts = [f"Status: {d.status}"] + ([f"Sending: {d.when}"] if d.when else []) + ([d.decided] if d.decided else [])
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": mrkdwn(head)},

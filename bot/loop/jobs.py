@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.orm import Session
 
@@ -136,9 +137,14 @@ def triage_reminders(deps: Deps) -> dict[str, Any]:
             if not to:
                 continue
             text = f"{len(lines)} feedback item(s) still need triage:\n" + "\n".join(lines[:30])
-            key = f"remind.triage:{to}:{now:%Y-%m-%d}"
+            key = f"remind.triage:{to}:{local_day(now, deps.settings.feedback_tz)}"  # once a day, the team's day
             queries.enqueue(session=session, key=key, kind=Kind.REMINDER, payload={"to": to, "text": text})
     return {"late": len(late), "reminded": len(groups)}
+
+
+def local_day(moment: datetime, tz: str) -> str:
+    """The date of a naive-UTC moment in the team's time zone."""
+    return f"{moment.replace(tzinfo=UTC).astimezone(ZoneInfo(tz)):%Y-%m-%d}"
 
 
 def loops_overdue(deps: Deps) -> dict[str, Any]:

@@ -80,7 +80,9 @@ def apply_state(
     if snap.updated_at and row.state_at and snap.updated_at < row.state_at:
         return {"ignored": f"older than the state we hold ({row.state_at})"}
     _record(session, row, snap, now, moved=not same)
-    targets = [fb for fb in loops.requesters(session=session, issue_id=snap.id) if feedback_id in (None, fb.id)]
+    # a state we had not seen moves every requester's loop; a new link to a state we knew offers only that item
+    everyone = feedback_id is None or not same
+    targets = [fb for fb in loops.requesters(session=session, issue_id=snap.id) if everyone or fb.id == feedback_id]
     if not same:
         for fb in targets:
             enqueue_card_update(session, fb.id, f"state:{snap.id}:{snap.state_name}:{snap.updated_at or now}")

@@ -6,9 +6,10 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from slack_sdk import WebClient
 
@@ -18,6 +19,7 @@ from bot.reports import chart, render, service
 from bot.reports.ledger import ledger as build_ledger
 from bot.reports.periods import period_for
 from bot.routing.service import refresh_after_import
+from bot.runtime.worker import Worker
 from bot.settings import Settings
 from bot.slack.gateway import SlackError, SlackGateway
 from storage import customers, migrate, queries
@@ -33,11 +35,19 @@ def _sessions(settings: Settings) -> Any:
     return make_sessionmaker(engine)
 
 
+def local_moment(text: str, tz: str) -> datetime:
+    """`--since 2026-11-30` means that day in FEEDBACK_TZ (a time with an offset is taken as given), as naive UTC."""
+    moment = datetime.fromisoformat(text)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(tz))
+    return moment.astimezone(UTC).replace(tzinfo=None)
+
+
 def report(
     settings: Settings, create_app: Callable[..., Any], kind: str, since: str | None, post: bool, out: str | None
 ) -> int:
     """Prints the period's report as Markdown (and writes it with its chart); `--post` posts it once per period."""
-    moment = datetime.fromisoformat(since) if since else utcnow()
+    moment = local_moment(since, settings.feedback_tz) if since else utcnow()
     period = period_for(kind, moment, settings.feedback_tz)
     sessions = _sessions(settings)
     with session_scope(sessions) as session:
@@ -82,9 +92,10 @@ def _post(settings: Settings, create_app: Callable[..., Any], period: Any) -> in
     if not fresh:
         print(f"{period.key} was already posted (or queued by the running bot); nothing posted.")
         return 0
+    worker = Worker(bot.deps, bot.worker.handlers, only=period.key)  # this report's rows, nothing else
     deadline = time.monotonic() + POST_TIMEOUT
     while time.monotonic() < deadline:
-        bot.worker.drain()
+        worker.drain()
         with bot.deps.transaction() as session:
             rows = [r for r in queries.outbox_items(session=session) if r.key.startswith(period.key)]
             states = {r.key: (r.status, r.last_error) for r in rows}

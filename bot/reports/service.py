@@ -297,11 +297,17 @@ def poisson_tail(k: int, mean: float) -> float:
 def monthly(rows: Rows, period: Period, tz: str) -> Report:
     """Trends by type and theme against the previous month, and theme spikes (details in the thread)."""
     this, last = _in(rows.items, period), _in(rows.items, period.previous(tz))
-    weeks = -(-(period.end - period.start).days // 7) + 1  # every week that overlaps the month
-    found = spikes(rows.items, period.end, tz, weeks=weeks)
+    # each ISO week belongs to the month of its Thursday, so a spike is reported in one monthly report only
+    weeks = {
+        w.key.split(":")[1]: w
+        for w in (period_for("weekly", period.end - timedelta(days=1, weeks=n), tz) for n in range(6))
+        if period.start <= w.start + timedelta(days=3) < period.end
+    }
+    found = [s for s in spikes(rows.items, period.end, tz, weeks=6) if s[1] in weeks]
     details = []
     for theme, week, n, baseline, p in found:
-        examples = [i for i in this if i.theme == theme][:3]
+        span = weeks[week]
+        examples = [i for i in rows.items if i.theme == theme and span.start <= i.created_at < span.end][:3]
         lines = [ReportLine(f"#{i.id} · {i.account}", link=i.link, quote=i.text) for i in examples]
         details.append(ReportSection(f"{theme}, {week}: {n} items vs {baseline:.1f}/week (p = {p:.4f})", lines))
     return Report(

@@ -39,6 +39,7 @@ class Sweep:
     name: str
     trigger: Callable[[Settings], BaseTrigger]
     run: Callable[[Deps], dict[str, Any]]
+    at_start: bool = True  # catch up when the scheduler starts (False: only on its trigger, e.g. a 09:00 reminder)
 
 
 class SchedulerLock:
@@ -52,8 +53,8 @@ class SchedulerLock:
 
     def acquire(self) -> bool:
         """Non-blocking; True when this process now holds the lock."""
-        if self.engine.dialect.name == "postgresql":
-            conn = self.engine.connect()
+        if self.engine.dialect.name == "postgresql":  # autocommit: never "idle in transaction", so never killed
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             if conn.scalar(text("SELECT pg_try_advisory_lock(:k)"), {"k": ADVISORY_KEY}):
                 self._conn = conn
                 return True
@@ -132,8 +133,9 @@ class Scheduler:
         self._aps = aps
         self.active.set()
         log.info("scheduler active: %s", ", ".join(sorted(self.sweeps)))
-        for name in self.sweeps:  # catch up at start: every sweep is safe to run again
-            aps.modify_job(name, next_run_time=datetime.now(aps.timezone))
+        for sweep in self.sweeps.values():  # catch up at start: every sweep is safe to run again
+            if sweep.at_start:
+                aps.modify_job(sweep.name, next_run_time=datetime.now(aps.timezone))
 
     def stop(self) -> None:
         """Stops scheduling and releases the lock for a standby process."""

@@ -62,11 +62,13 @@ class Worker:
         *,
         persistent: Collection[Kind] = (),
         prepare: Mapping[Kind, Preparer] | None = None,
+        only: str | None = None,
     ):
         self.deps = deps
         self.handlers = dict(handlers)
         self.prepare = dict(prepare or {})
         self.persistent = frozenset(persistent)
+        self.only = only  # claim only rows whose key starts with this (a command's own work), else every due row
         self.lease = timedelta(seconds=deps.settings.outbox_lease_seconds)
         self._pool = ThreadPoolExecutor(deps.settings.worker_concurrency, thread_name_prefix="outbox")
         self._stop = threading.Event()
@@ -92,8 +94,9 @@ class Worker:
                         continue
                 with session_scope(self.deps.sessions) as session:
                     items = queries.claim_due(
-                        session=session, now=self.deps.now(), lease=self.lease, limit=free, first=PRIORITY
-                    )
+                        session=session, now=self.deps.now(), lease=self.lease, limit=free, first=PRIORITY,
+                        only=self.only,
+                    )  # fmt: skip
                     claimed = [(begin(item), lane(item)) for item in items]  # marked in flight in the claim
                     batches: dict[str, list[dict[str, Any]]] = {}
                     for item in items:

@@ -81,6 +81,14 @@ def to_markdown(text: str, names: Mapping[str, str] | None = None) -> str:
     return unescape("".join(_readable(p, names or {}) if i % 2 else p for i, p in enumerate(parts)))
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]()!<>#|~])")
+
+
+def markdown_name(raw: str) -> str:
+    """A raw name (a Slack organisation's, an imported account's) as inert Markdown text: no link, image or styling."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(raw.translate(BIDI_CONTROLS).split()))
+
+
 def quote(text: str, limit: int = VERBATIM_LIMIT, names: Mapping[str, str] | None = None) -> str:
     """mrkdwn blockquote of the customer's words, safe within a section's 3000 chars."""
     body = truncate(shown(text, names), limit)

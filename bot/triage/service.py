@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from bot.accounts.service import assign, demand, organisation
+from bot.accounts.service import assign, demand, organisation, refresh_demand
 from bot.capture.service import enqueue_card_update, promote
 from bot.deps import Deps
 from bot.domain import (
@@ -39,6 +39,7 @@ from storage.models import ACTIVE_LINKS, Feedback, LinkStatus, LoopMessage, Loop
 
 log = logging.getLogger(__name__)
 NOT_AN_OWNER = "Pick an owner from our own team."
+KEYS = ("linear.create", "linear.link")
 SNAPSHOT = ("status", "type", "theme", "impact", "owner_id", "reason", "duplicate_of_id", "account_id")
 
 
@@ -225,16 +226,16 @@ def undo(deps: Deps, ref: CardRef, user: str) -> str:
         event = queries.last_triage_event(session=session, feedback_id=fb.id)
         if event is None:
             raise UserFacingError("There is nothing to undo on this card.")
+        linked = {k.issue_id for k in queries.links_for(session=session, feedback_id=fb.id) if k.status == "linked"}
         for field, value in event.detail.get("before", {}).items():
             setattr(fb, field, value)
-        for link_id in event.detail.get("links", []):
-            link = queries.link_by_id(session=session, link_id=link_id)
-            if link is None:
-                continue
-            keys = (f"linear.create:{link.id}", f"linear.link:{link.id}")
-            cancelled = any([queries.cancel_outbox(session=session, key=k) for k in keys])
-            gone = cancelled and link.status == LinkStatus.PENDING
-            link.status = LinkStatus.CANCELLED if gone else LinkStatus.UNLINKED
+        for link in filter(
+            None, (queries.link_by_id(session=session, link_id=i) for i in event.detail.get("links", []))
+        ):
+            cancelled = any([queries.cancel_outbox(session=session, key=f"{k}:{link.id}") for k in KEYS])
+            pending = cancelled and link.status == LinkStatus.PENDING
+            link.status = LinkStatus.CANCELLED if pending else LinkStatus.UNLINKED
+        refresh_demand(session, linked)  # the account or the link may have changed: the Linear comment follows
         event.detail = {**event.detail, "undone": True}
         text = f"Undid: {event.detail.get('text', event.kind)}"
         _record(session, fb, "undo", user, {}, text, set())
