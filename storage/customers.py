@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, time
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import Account, AccountTeam, Contact, Feedback, LinearLink, LinkStatus, Vote
@@ -38,6 +38,9 @@ def account_by_team(*, session: Session, team_id: str) -> Account | None:
 def map_teams(*, session: Session, account: Account, team_ids: Sequence[str]) -> None:
     """Points Slack teams at an account (an import moves a team from the account Slack suggested to the real one)."""
     for team in team_ids:
+        before = account_by_team(session=session, team_id=team)
+        if before is not None and before.id != account.id:
+            _merge_into(session, before, account, team)
         insert_ignore(session, AccountTeam, {"team_id": team, "account_id": account.id}, "team_id")
         session.execute(update(AccountTeam).where(AccountTeam.team_id == team).values(account_id=account.id))
         session.execute(
@@ -45,6 +48,23 @@ def map_teams(*, session: Session, account: Account, team_ids: Sequence[str]) ->
             .execution_options(synchronize_session=False)
         )  # fmt: skip
     account.slack_team_ids = sorted({*(account.slack_team_ids or []), *team_ids})
+
+
+def _merge_into(session: Session, old: Account, new: Account, team: str) -> None:
+    """An import claims a team that Slack had given its own account: that account's people and items move too,
+    so one company never counts as two; the Slack-made account goes when nothing points at it any more."""
+    both = select(Vote.feedback_id).where(Vote.account_id == new.id)
+    session.execute(delete(Vote).where(Vote.account_id == old.id, Vote.feedback_id.in_(both)))  # one vote each
+    for model in (Contact, Feedback, Vote):
+        session.execute(
+            update(model).where(model.account_id == old.id).values(account_id=new.id)
+            .execution_options(synchronize_session=False)
+        )  # fmt: skip
+    others = select(AccountTeam.team_id).where(AccountTeam.account_id == old.id, AccountTeam.team_id != team)
+    if old.source == "slack" and session.scalar(others.limit(1)) is None:
+        session.execute(update(AccountTeam).where(AccountTeam.team_id == team).values(account_id=new.id))
+        session.delete(old)
+        session.flush()
 
 
 def account_for_team(*, session: Session, team_id: str, name: str) -> Account:

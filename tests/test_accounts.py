@@ -309,3 +309,17 @@ def test_european_files_read_decimal_commas() -> None:
                          csvfile.ACCOUNT_COLUMNS, {})  # fmt: skip
     rows = csvfile.clean(table, ("external_id", "domain"), ("name",))
     assert [str(v["arr"]) for _, v in rows] == ["1500000.0", "150000.50"]
+
+
+@pytest.mark.slow
+def test_importing_a_team_slack_had_seen_merges_its_people_into_the_imported_account(bot: Console) -> None:
+    first = external(bot, "U0CUST", "T0CUSTOMER", "CSV export drops rows with filters")
+    link_linear(bot, first.id, "ENG-7")
+    with session_scope(bot.bot.deps.sessions) as s:  # Acme Corp claims T0CUSTOMER, which Slack had named "Acme"
+        result = import_accounts(s, ACCOUNTS.encode(), {}, skip_bad=False, staff_by_email=nobody)
+        refresh_after_import(s, result.issues, result.items)
+    second = external(bot, "U0CUST", "T0CUSTOMER", "Exports lose rows when a filter is set")
+    link_linear(bot, second.id, "ENG-7")
+    assert "2 requests · 1 account · $150k ARR" in card_text(bot, first.id)
+    with bot.bot.deps.transaction() as s:
+        assert [a.name for a in s.scalars(select(Account).order_by(Account.id))] == ["Acme Corp", "Globex"]

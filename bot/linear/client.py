@@ -88,6 +88,7 @@ class IssueRef:
     title: str
     state_name: str
     state_type: str  # triage / backlog / unstarted / started / completed / canceled
+    updated_at: str | None = None  # when read by a document that asks (polling orders states by it)
 
 
 _RETRYABLE_TYPES = {"internal error", "lock timeout", "network error", "bootstrap error"}
@@ -334,6 +335,7 @@ def _issue_ref(node: dict[str, Any]) -> IssueRef:
         title=node.get("title") or "",
         state_name=state.get("name") or "",
         state_type=state.get("type") or "",
+        updated_at=node.get("updatedAt"),
     )
 
 

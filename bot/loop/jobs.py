@@ -114,7 +114,8 @@ def poll(deps: Deps) -> dict[str, Any]:
     moved = 0
     for issue in issues:
         snap = service.IssueSnapshot(issue.id, issue.state_type, issue.state_name, issue.identifier, issue.title,
-                                     issue.url)  # fmt: skip
+                                     issue.url, issue.updated_at)  # fmt: skip
+
         with deps.transaction() as session:
             moved += "ignored" not in service.apply_state(session, deps.settings, snap, deps.now())
     return {"polled": len(ids), "found": len(issues), "moved": moved}
