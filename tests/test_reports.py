@@ -20,7 +20,7 @@ from bot.console.fake_slack import FakeSlack
 from bot.reports.export import write
 from storage.db import utcnow
 from storage.models import Feedback, OutboxItem
-from tests.conftest import payload
+from tests.conftest import payload, start_console
 from tests.test_capture_scenarios import customer_message, send
 from tests.test_loop import linked_item
 from tests.test_triage import capture
@@ -192,3 +192,16 @@ def test_slack_export_import_is_idempotent_and_a_later_live_event_is_not_a_secon
     bot.settle()
     with bot.bot.deps.transaction() as s:
         assert len(list(s.scalars(select(Feedback)))) == 2
+
+
+def test_reports_are_never_posted_to_a_shared_channel(sqlite_url: str) -> None:
+    bot = start_console(sqlite_url, feedback_digest_channel="C0SHARED")  # shared with a customer: refused
+    try:
+        bot.bot.deps.now = lambda: next_monday(utcnow())
+        assert bot.bot.scheduler.run_now("weekly-digest")["queued"] is True
+        bot.settle()
+        [row] = digest_rows(bot)
+        assert row.status == "failed" and "shared with another organisation" in (row.last_error or "")
+        assert not [m for m in bot.fake.messages("C0SHARED") if "digest" in m.get("text", "").lower()]
+    finally:
+        bot.close()

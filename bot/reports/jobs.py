@@ -11,11 +11,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.capture.service import channel_shared
 from bot.deps import Deps
 from bot.domain import Kind
 from bot.reports import blocks, chart, service
 from bot.reports.periods import Period, due_period
-from bot.runtime.outbox import Job, slack_errors
+from bot.runtime.outbox import Job, Permanent, slack_errors
 from storage import queries
 
 CRON = {"weekly": "feedback_digest_cron", "monthly": "feedback_monthly_cron", "quarterly": "feedback_quarterly_cron"}
@@ -49,6 +50,9 @@ def post(deps: Deps, session: Session, job: Job) -> dict[str, Any]:
     report = service.build(session, deps.settings, period, deps.now())
     text, body = blocks.message(report)
     channel = str(job.payload["channel"])
+    with slack_errors():
+        if channel_shared(deps, channel):  # reports name customers and quote them: internal channels only
+            raise Permanent(f"FEEDBACK_DIGEST_CHANNEL {channel} is shared with another organisation; not posted")
     with slack_errors(posting=True):
         ts = deps.slack.post_once(channel, text, blocks=body, key=job.key, reconcile_since=job.reconcile_since)
     follow = {**job.payload, "thread_ts": ts}
