@@ -167,9 +167,9 @@ def test_slack_export_import_is_idempotent_and_a_later_live_event_is_not_a_secon
     bot: Console, tmp_path: Path, monkeypatch, capsys
 ) -> None:
     _slack_export(tmp_path / "export")
-    with zipfile.ZipFile(tmp_path / "export.zip", "w") as zf:
+    with zipfile.ZipFile(tmp_path / "export.zip", "w") as zf:  # zipped as a folder: one more level inside
         for f in (tmp_path / "export").rglob("*"):
-            zf.write(f, f.relative_to(tmp_path / "export"))
+            zf.write(f, f.relative_to(tmp_path))
     monkeypatch.setenv("DATABASE_URL", bot.settings.database_url)
     monkeypatch.setenv("FEEDBACKBOT_CONFIG", str(tmp_path / "none.toml"))
     assert main(["import", "slack-export", str(tmp_path / "export"), "--channel", "acme-shared"]) == 1

@@ -36,12 +36,19 @@ class ImportReport:
 
 
 def _root(path: str) -> Entry:
+    """The export's top folder (a ZIP may wrap it in one more folder, as zipping a folder does)."""
     source = Path(path)
+    root: Entry
     if source.is_dir():
-        return source
-    if zipfile.is_zipfile(source):
-        return zipfile.Path(zipfile.ZipFile(source))
-    raise UserFacingError(f"{path} is neither a Slack export folder nor a ZIP file")
+        root = source
+    elif zipfile.is_zipfile(source):
+        root = zipfile.Path(zipfile.ZipFile(source))
+    else:
+        raise UserFacingError(f"{path} is neither a Slack export folder nor a ZIP file")
+    inner = [e for e in root.iterdir() if e.is_dir()]
+    if not (root / "channels.json").is_file() and len(inner) == 1 and (inner[0] / "channels.json").is_file():
+        return inner[0]
+    return root
 
 
 def _json(entry: Entry) -> Any:
