@@ -54,7 +54,7 @@ class Demand:
     unknown: int = 0  # items from no known account
 
     def arr(self) -> str | None:
-        """ "$200k" (one total per currency), or None when no asking account has an ARR."""
+        """The ARR asking, one total per currency ("$200k"), or None when no asking account has one."""
         totals: dict[str, Decimal] = {}
         for _, arr, currency, _ in self.accounts:
             if arr is not None:
@@ -62,7 +62,7 @@ class Demand:
         return " + ".join(money(v, c) for c, v in sorted(totals.items())) or None
 
     def label(self) -> str:
-        """ "2 accounts · $200k ARR" for cards, App Home and reports."""
+        """The reach as cards, App Home and reports show it: "2 accounts · $200k ARR"."""
         count = len(self.accounts) + (1 if self.unknown else 0)
         text = f"{count} account{'s' if count != 1 else ''}"
         return f"{text} · {self.arr()} ARR" if self.arr() else text
