@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from storage.models import Account, AccountTeam, Contact, Feedback, LinearLink, LinkStatus, Vote
 from storage.queries import insert_ignore
 
+MERGED = "merged"
+
 
 def midnight(day: date) -> datetime:
     """A date as the naive-UTC datetime the tables store."""
@@ -62,9 +64,7 @@ def _merge_into(session: Session, old: Account, new: Account, team: str) -> None
         )  # fmt: skip
     others = select(AccountTeam.team_id).where(AccountTeam.account_id == old.id, AccountTeam.team_id != team)
     if old.source == "slack" and session.scalar(others.limit(1)) is None:
-        session.execute(update(AccountTeam).where(AccountTeam.team_id == team).values(account_id=new.id))
-        session.delete(old)
-        session.flush()
+        old.source = MERGED  # kept (an old Undo may still name it), but no longer offered or looked up
 
 
 def account_for_team(*, session: Session, team_id: str, name: str) -> Account:
@@ -154,7 +154,7 @@ def add_vote(*, session: Session, feedback_id: int, account_id: int, user_id: st
 def account_lookup(*, session: Session, text: str) -> Account | None:
     """An account by name (case-insensitive), domain or external id, for the ledger."""
     value = text.strip()
-    stmt = select(Account).where(
+    stmt = select(Account).where(Account.source != MERGED).where(
         or_(func.lower(Account.name) == value.lower(), func.lower(Account.domain) == value.lower(),
             Account.external_id == value)
     )  # fmt: skip
@@ -203,7 +203,8 @@ def contacts_of(*, session: Session, account_id: int) -> Sequence[Contact]:
 
 def all_accounts(*, session: Session, limit: int = 100) -> Sequence[Account]:
     """Accounts for a picker: largest ARR first, then by name."""
-    stmt = select(Account).order_by(Account.arr.desc().nulls_last(), Account.name).limit(limit)
+    stmt = select(Account).where(Account.source != MERGED)
+    stmt = stmt.order_by(Account.arr.desc().nulls_last(), Account.name).limit(limit)
     return session.scalars(stmt).all()
 
 

@@ -127,8 +127,9 @@ def option_select(action: Action, placeholder: str, options: list[str], chosen: 
         "placeholder": plain(placeholder, 150),
         "options": opts,
     }
-    if chosen in options:
-        el["initial_option"] = next(o for o in opts if o["value"] == chosen)
+    initial = next((o for o in opts if o["value"] == chosen), None)
+    if initial is not None:
+        el["initial_option"] = initial
     return el
 
 

@@ -65,6 +65,8 @@ def _modal(deps: Deps, act: Action, ref: CardRef) -> dict[str, Any]:
 def _modal_input(view: dict[str, Any]) -> tuple[Action, Field, str | None]:
     act, field = MODAL_FIELD[TriageModal(view["callback_id"])]
     state = read_state(view)
+    if act is Action.ACCOUNT and not any(b.get("block_id") == field.value for b in view.get("blocks", [])):
+        field = Field.NEW_ACCOUNT  # no accounts yet, so no picker: errors go to the name field
     if act is Action.ACCOUNT and not state.get(field.value) and state.get(Field.NEW_ACCOUNT.value):
         return act, field, f"{NEW}{state[Field.NEW_ACCOUNT.value]}"  # a new account, named by hand
     return act, field, state.get(field.value)

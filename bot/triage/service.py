@@ -165,9 +165,7 @@ LEARNS = {Action.TYPE, Action.THEME, Action.NOT_FEEDBACK, Action.PROMOTE}
 def _record(
     session: Session, fb: Feedback, kind: str, user: str, before: dict[str, Any], text: str, links_before: set[int]
 ) -> None:
-    new_links = [
-        link.id for link in queries.links_for(session=session, feedback_id=fb.id) if link.id not in links_before
-    ]
+    new_links = [k.id for k in queries.links_for(session=session, feedback_id=fb.id) if k.id not in links_before]
     event = queries.add_event(
         session=session, feedback=fb, kind=kind, actor=user, detail={"text": text, "before": before, "links": new_links}
     )
@@ -192,7 +190,8 @@ def apply(deps: Deps, ref: CardRef, action: Action, user: str, value: str | None
             before = {f: getattr(fb, f) for f in SNAPSHOT}
             links_before = {link.id for link in queries.links_for(session=session, feedback_id=fb.id)}
             text = handler(session, deps, fb, user, value)
-            _record(session, fb, action.value, user, before, text, links_before)
+            changed = {f: v for f, v in before.items() if getattr(fb, f) != v}  # Undo restores only these
+            _record(session, fb, action.value, user, changed, text, links_before)
     except StaleCard:
         with deps.transaction() as session:
             current = queries.feedback_by_id(session=session, feedback_id=ref.feedback_id)
