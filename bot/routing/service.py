@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import Mapping
 
 from sqlalchemy.orm import Session
 
-from bot.accounts.service import enqueue_demand
+from bot.accounts.service import refresh_demand
 from bot.capture.service import enqueue_card_update
 from bot.domain import Kind
 from bot.slack.kit import BIDI_CONTROLS, to_markdown
@@ -73,8 +72,7 @@ def issue_description(fb: Feedback, names: Mapping[str, str] | None = None) -> s
 
 def refresh_after_import(session: Session, issues: set[str], items: set[int]) -> None:
     """After an account or contact import: the demand comments and the cards show the imported names and ARR."""
-    for issue_id in sorted(issues):
-        enqueue_demand(session, issue_id)
-    stamp = hashlib.sha256(",".join(map(str, sorted(items))).encode() + str(uuid.uuid4()).encode()).hexdigest()[:12]
+    refresh_demand(session, issues)
+    stamp = uuid.uuid4().hex[:12]  # each import is a new reason to refresh the card
     for feedback_id in sorted(items):
         enqueue_card_update(session, feedback_id, f"import:{stamp}")
