@@ -23,6 +23,7 @@ import handlers
 from bot import jobs
 from bot.deps import Deps
 from bot.linear.client import LinearClient
+from bot.nps import cli as nps_cli
 from bot.runtime.scheduler import Scheduler, SchedulerLock
 from bot.runtime.worker import Worker
 from bot.settings import Settings
@@ -286,6 +287,8 @@ def _cmd_sweep(settings: Settings, args: argparse.Namespace) -> int:
 def _cmd_report(settings: Settings, args: argparse.Namespace) -> int:
     from bot.reports import cli
 
+    if args.kind == "nps":
+        return nps_cli.report_nps(settings, args.by, args.out)
     if args.kind == "account":
         if not args.name:
             print("feedbackbot report account: name the account (NAME_OR_DOMAIN)", file=sys.stderr)
@@ -315,11 +318,12 @@ def _cmd_import(settings: Settings, args: argparse.Namespace) -> int:
 def _report_commands(sub: Any) -> None:
     """report, export and import: reading and writing the data outside Slack."""
     rp = sub.add_parser("report", help="the weekly digest, monthly trends or quarterly won't-do review as Markdown")
-    rp.add_argument("kind", choices=["weekly", "monthly", "quarterly", "account"])
+    rp.add_argument("kind", choices=["weekly", "monthly", "quarterly", "account", "nps"])
     rp.add_argument("name", nargs="?", help="for `account`: the account's name, domain or external id")
     rp.add_argument("--since", help="a date in the period (default: the current one, in FEEDBACK_TZ)")
     rp.add_argument("--post", action="store_true", help="post it to the digest channel (once per period)")
     rp.add_argument("--out", help="write the Markdown here, and the chart as a .png next to it")
+    rp.add_argument("--by", choices=nps_cli.by_choices(), help="for `nps`: one table per segment value")
     rp.set_defaults(fn=_cmd_report)
     ex = sub.add_parser("export", help="every feedback item with its triage history, routing and loop state")
     ex.add_argument("--format", choices=["csv", "jsonl"], default="jsonl")
@@ -377,6 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("name", choices=[s.name for s in jobs.SCHEDULE])
     sw.set_defaults(fn=_cmd_sweep)
     _report_commands(sub)
+    nps_cli.add_commands(sub, create_app)
     return parser
 
 

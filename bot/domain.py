@@ -26,6 +26,8 @@ class CaptureMethod(StrEnum):
     EMOJI = "emoji"
     SHORTCUT = "shortcut"
     COMMAND = "command"
+    NPS = "nps"
+    CHECK_IN = "checkin"
 
 
 SOURCES: dict[str, str] = {
@@ -35,6 +37,8 @@ SOURCES: dict[str, str] = {
     "research_interview": "Research interview",
     "community": "Community",
     "email": "Email",
+    "nps": "NPS survey",
+    "checkin": "Check-in",
     "other": "Other",
 }
 
@@ -78,6 +82,11 @@ class Kind(StrEnum):
     REPORT_POST = "report.post"
     REPORT_CHART = "report.chart"
     REPORT_THREAD = "report.thread"
+    NPS_SURVEY = "nps.survey"
+    NPS_MESSAGE = "nps.message"
+    NPS_FOLLOWUP = "nps.followup"
+    NPS_STAFF = "nps.staff"
+    CHECK_IN = "nps.checkin"
 
 
 class LoopStage(StrEnum):

@@ -8,6 +8,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from bot.capture import jobs as capture
 from bot.domain import Kind
 from bot.loop import jobs as loop
+from bot.nps import jobs as nps
 from bot.reports import jobs as reports
 from bot.routing import jobs as routing
 from bot.runtime import inbox
@@ -34,6 +35,11 @@ OUTBOX: dict[Kind, Handler] = {
     Kind.REPORT_POST: reports.post,
     Kind.REPORT_CHART: reports.upload_chart,
     Kind.REPORT_THREAD: reports.post_detail,
+    Kind.NPS_SURVEY: nps.survey,
+    Kind.NPS_MESSAGE: nps.message,
+    Kind.NPS_FOLLOWUP: nps.followup,
+    Kind.NPS_STAFF: nps.staff,
+    Kind.CHECK_IN: nps.check_in,
 }
 # Run on a whole claimed batch of one kind before its rows run (one model call for many cards).
 PREPARE: dict[Kind, Preparer] = {Kind.CARD: triage.prepare, Kind.CARD_UPDATE: triage.prepare}
@@ -53,4 +59,6 @@ SCHEDULE: list[Sweep] = [
     Sweep("weekly-digest", lambda s: IntervalTrigger(minutes=15), reports.sweep("weekly")),
     Sweep("monthly-report", lambda s: IntervalTrigger(minutes=15), reports.sweep("monthly")),
     Sweep("quarterly-review", lambda s: IntervalTrigger(minutes=15), reports.sweep("quarterly")),
+    # NPS: plan and announce asks, send due ones within the daily cap, remind, alert, check in (idempotent steps)
+    Sweep("nps", lambda s: IntervalTrigger(hours=1), nps.sweep),
 ]

@@ -101,6 +101,22 @@ DEFAULT_TEMPLATES = {
 TEMPLATE_FIELDS = frozenset({"name", "title", "quote"})
 LOOP_STAGES = ("update", "resolution", "canceled")
 
+NPS_TEMPLATES = {
+    "question": "How likely are you to recommend {product} to a colleague?",
+    "reason": "What's the main reason for your score?",
+    "confirmation": "Thanks for your answer, {name}. We read every one.",
+    "reminder": "Hi {name}, you gave {product} a {score}. What's the main reason for your score? It helps us most.",
+    "promoter": (
+        "Thanks again, {name}! If you have a minute, a short review or a word to a colleague who could use "
+        "{product} would mean a lot to us. Would you also be up for a short case study?"
+    ),
+    "passive": (
+        "Thanks, {name}. Based on what you told us, this might help: {link}. If a 20-minute call to go through it "
+        "would be useful, reply here and we'll set it up."
+    ),
+}
+NPS_FIELDS = frozenset({"name", "product", "score", "link"})
+
 
 class Settings(BaseSettings):
     """Every knob of the bot; env var names (upper-case field names) are the public contract."""
@@ -163,8 +179,32 @@ class Settings(BaseSettings):
     feedback_quarterly_cron: str = "0 9 1 1,4,7,10 *"
     feedback_report_grace_hours: float = Field(default=96.0, gt=0)
     feedback_stalled_days: float = Field(default=3.0, gt=0)
+    nps_surveys: bool = True
+    nps_product: str | None = None
+    nps_channel: Literal["dm", "shared"] = "dm"
+    nps_min_tenure_days: float = Field(default=30.0, ge=0)
+    nps_interval_days: float = Field(default=90.0, gt=0)
+    nps_retry_days: float = Field(default=30.0, gt=0)
+    nps_ticket_quiet_days: float = Field(default=14.0, ge=0)
+    nps_per_quarter: int = Field(default=1, ge=1)
+    nps_sample_percent: float = Field(default=100.0, ge=0, le=100)
+    nps_daily_cap: int = Field(default=200, ge=0)
+    nps_heads_up_days: float = Field(default=7.0, ge=0)
+    nps_milestones: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    nps_ticket_events: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["support_ticket"])
+    nps_reminder_hours: float = Field(default=24.0, gt=0)
+    nps_followup: Literal["approve", "auto"] = "approve"
+    nps_followup_hours: float = Field(default=48.0, gt=0)
+    nps_resources: dict[str, str] = Field(default_factory=dict)
+    nps_templates: dict[str, str] = Field(default_factory=dict)
+    nps_alert_below: float = Field(default=30.0, ge=-100, le=100)
+    nps_checkins: Literal["owner", "post", "off"] = "owner"
+    nps_checkin_features: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    feedback_events_secret: SecretStr | None = None
 
-    @field_validator("feedback_watch_channels", mode="before")
+    @field_validator(
+        "feedback_watch_channels", "nps_milestones", "nps_ticket_events", "nps_checkin_features", mode="before"
+    )
     @classmethod
     def _split_csv(cls, value: object) -> object:
         """Env vars carry lists as comma-separated ids."""
@@ -214,6 +254,21 @@ class Settings(BaseSettings):
             except (KeyError, ValueError, IndexError) as exc:
                 raise ValueError(f"feedback_templates.{stage}: {exc!r}; use {sorted(TEMPLATE_FIELDS)}") from exc
             out[stage] = text
+        return out
+
+    @field_validator("nps_templates", mode="after")
+    @classmethod
+    def _nps_templates(cls, value: dict[str, str]) -> dict[str, str]:
+        """NPS wording: known kinds and placeholders only, so a typo fails at start."""
+        out = dict(NPS_TEMPLATES)
+        for kind, text in value.items():
+            if kind not in NPS_TEMPLATES:
+                raise ValueError(f"nps_templates: unknown kind {kind!r} ({', '.join(NPS_TEMPLATES)})")
+            try:
+                text.format_map({f: "" for f in NPS_FIELDS})
+            except (KeyError, ValueError, IndexError) as exc:
+                raise ValueError(f"nps_templates.{kind}: {exc!r}; use {sorted(NPS_FIELDS)}") from exc
+            out[kind] = text
         return out
 
     @field_validator("feedback_tz", mode="after")

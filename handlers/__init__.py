@@ -26,11 +26,14 @@ VIEWS = (
     Callback.LOG_MODAL.value,
     Callback.FEEDBACK_MODAL.value,
     Callback.LOOP_EDIT_MODAL.value,
+    Callback.NPS_REASON_MODAL.value,
+    Callback.NPS_STAFF_MODAL.value,
     *(m.value for m in TriageModal),
 )
 TRIAGE_ACTIONS = re.compile(r"^triage\.")
 HOME_ACTIONS = re.compile(r"^home\.")
 LOOP_ACTIONS = re.compile(r"^loop\.")
+NPS_ACTIONS = re.compile(r"^nps\.")
 
 
 def register(app: App, deps: Deps) -> None:
@@ -49,6 +52,9 @@ def register(app: App, deps: Deps) -> None:
     app.action(HOME_ACTIONS)(actions.on_home_action)
     app.action(LOOP_ACTIONS)(actions.on_loop_action)
     app.view(Callback.LOOP_EDIT_MODAL.value)(views.on_loop_edit)
+    app.action(NPS_ACTIONS)(actions.on_nps_action)
+    app.view(Callback.NPS_REASON_MODAL.value)(views.on_nps_reason)
+    app.view(Callback.NPS_STAFF_MODAL.value)(views.on_nps_staff_modal)
     for modal in TriageModal:
         app.view(modal.value)(views.on_triage_modal)
     app.error(errors.boundary(deps))

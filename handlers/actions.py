@@ -10,6 +10,7 @@ from slack_bolt import Ack, BoltContext
 from bot.deps import Deps
 from bot.home import inbound as home
 from bot.loop import inbound as loop
+from bot.nps import inbound as nps
 from bot.runtime.inbox import held
 from bot.triage import inbound as triage
 
@@ -39,3 +40,8 @@ def on_home_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], conte
 def on_loop_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
     """Send / Edit / Skip / I told them on an approval DM or App Home, Retry on a failed delivery."""
     _held_click(ack, body, context, lambda deps: loop.on_action(deps, body, action))
+
+
+def on_nps_action(ack: Ack, body: dict[str, Any], action: dict[str, Any], context: BoltContext) -> None:
+    """A survey score or "Add your reason" (the respondent), or staff's follow-up, task and check-in buttons."""
+    _held_click(ack, body, context, lambda deps: nps.on_action(deps, body, action))

@@ -23,12 +23,14 @@ from bot.capture import inbound as capture
 from bot.deps import Deps
 from bot.runtime.health import health, readiness
 from bot.slack import payloads
+from handlers.usage import usage_events
 from handlers.webhooks import linear_webhook
 
 log = logging.getLogger(__name__)
 SOCKET_PING_SECONDS = 1.5
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+WEBHOOKS = {"/linear/webhook": linear_webhook, "/events/usage": usage_events}  # signed by their senders, not Slack
 
 
 def _respond(start: StartResponse, status: str, body: dict[str, Any], exc_info: Any = None) -> list[bytes]:
@@ -77,9 +79,8 @@ def make_wsgi(
         path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
         if method == "GET" and path in ("/healthz", "/readyz"):
             return _health(start, deps, path, socket_connected)
-        if path == "/linear/webhook" and method == "POST" and events:
-            status, answer = linear_webhook(deps, environ)
-            return _respond(start, status, answer)
+        if path in WEBHOOKS and method == "POST" and events:
+            return _respond(start, *WEBHOOKS[path](deps, environ))
         if path != "/slack/events" or method != "POST" or not events:  # a worker-only process serves health only
             return _respond(start, "404 Not Found", {"ok": False, "error": "not_found"})
         length = int(environ.get("CONTENT_LENGTH") or 0)

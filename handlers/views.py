@@ -11,6 +11,7 @@ from bot.accounts.service import NOT_STAFF, staff_cached
 from bot.capture import inbound as capture
 from bot.deps import Deps
 from bot.loop import inbound as loop
+from bot.nps import inbound as nps
 from bot.runtime.inbox import held
 from bot.slack.payloads import clicker
 from bot.triage import inbound as triage
@@ -69,3 +70,15 @@ def on_loop_edit(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: 
     """The approval DM's Edit modal: an empty message is refused in the ack; the save is stored before it."""
     deps = context["deps"]
     _ack_then(ack, body, context, loop.edit_errors(view), lambda: loop.on_edit(deps, body, view))
+
+
+def on_nps_reason(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+    """The survey's reason modal: an empty reason is refused in the ack; the answer is stored before it."""
+    deps = context["deps"]
+    _ack_then(ack, body, context, nps.reason_errors(view), lambda: nps.on_reason(deps, body, view))
+
+
+def on_nps_staff_modal(ack: Ack, body: dict[str, Any], view: dict[str, Any], context: BoltContext) -> None:
+    """A follow-up's or check-in's new wording, or a call note: empty text is refused in the ack."""
+    deps = context["deps"]
+    _ack_then(ack, body, context, nps.staff_modal_errors(view), lambda: nps.on_staff_modal(deps, body, view))

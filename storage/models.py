@@ -309,3 +309,73 @@ class Vote(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     __table_args__ = (UniqueConstraint("feedback_id", "account_id", name="uq_vote_feedback_account"),)
+
+
+class Survey(Base):
+    """One NPS ask (or one imported score): sent, answered, followed up; a detractor's task lives on the row."""
+
+    __tablename__ = "nps_survey"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("account.id", ondelete="SET NULL"), index=True)
+    trigger: Mapped[str] = mapped_column(String(64))  # tenure, interval, retry, milestone:<event>, manual, import
+    status: Mapped[str] = mapped_column(String(16), index=True)  # scheduled sent incomplete answered expired
+    dedupe_key: Mapped[str | None] = mapped_column(String(128), unique=True)  # imports: contact, date, score
+    due_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heads_up_at: Mapped[datetime | None] = mapped_column()
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    message_ts: Mapped[str | None] = mapped_column(String(32))
+    sent_at: Mapped[datetime | None] = mapped_column()
+    score: Mapped[int | None] = mapped_column()
+    reason: Mapped[str | None] = mapped_column(Text)
+    answered_at: Mapped[datetime | None] = mapped_column(index=True)
+    reminded_at: Mapped[datetime | None] = mapped_column()
+    feedback_id: Mapped[int | None] = mapped_column(ForeignKey("feedback.id", ondelete="SET NULL"))
+    followup: Mapped[str | None] = mapped_column(String(16))  # promoters/passives: waiting, sent, skipped
+    followup_text: Mapped[str | None] = mapped_column(Text)
+    draft_channel: Mapped[str | None] = mapped_column(String(32))
+    draft_ts: Mapped[str | None] = mapped_column(String(32))
+    task: Mapped[str | None] = mapped_column(String(16), index=True)  # detractors: open, called, resolved
+    task_owner: Mapped[str | None] = mapped_column(String(32))
+    task_note: Mapped[str | None] = mapped_column(Text)
+    task_snoozed_until: Mapped[datetime | None] = mapped_column()
+    task_done_by: Mapped[str | None] = mapped_column(String(32))
+    task_done_at: Mapped[datetime | None] = mapped_column()
+    rev: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class UsageEvent(Base):
+    """A product usage event about a contact (milestones, tickets, feature uses); the key makes imports idempotent."""
+
+    __tablename__ = "usage_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id", ondelete="CASCADE"), index=True)
+    event: Mapped[str] = mapped_column(String(128))
+    at: Mapped[datetime] = mapped_column()
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CheckIn(Base):
+    """A maturity check-in question for one account (day 7..365) or contact (nth use of a feature)."""
+
+    __tablename__ = "check_in"
+    __table_args__ = (UniqueConstraint("account_id", "stage", name="uq_check_in_stage"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("account.id", ondelete="CASCADE"), index=True)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id", ondelete="SET NULL"))
+    stage: Mapped[str] = mapped_column(String(160))  # day7, day30, day120, day365, use:<feature>:<n>:<contact>
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # waiting, posted, skipped
+    channel_id: Mapped[str | None] = mapped_column(String(32))
+    ts: Mapped[str | None] = mapped_column(String(32), index=True)
+    draft_channel: Mapped[str | None] = mapped_column(String(32))
+    draft_ts: Mapped[str | None] = mapped_column(String(32))
+    decided_by: Mapped[str | None] = mapped_column(String(32))
+    rev: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

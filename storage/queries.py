@@ -332,13 +332,15 @@ def outbox_items(*, session: Session) -> Sequence[OutboxItem]:
     return session.scalars(select(OutboxItem).order_by(OutboxItem.id)).all()
 
 
-def thread_item(*, session: Session, channel_id: str, thread_ts: str) -> Feedback | None:
-    """The item a thread already belongs to: its captured parent, else its first captured reply."""
+def thread_item(*, session: Session, channel_id: str, thread_ts: str, author: str | None = None) -> Feedback | None:
+    """The item a thread already belongs to: its captured parent, else its first captured reply (by `author`)."""
     stmt = select(Feedback).where(
         Feedback.channel_id == channel_id,
         or_(Feedback.message_ts == thread_ts, Feedback.thread_ts == thread_ts),
         Feedback.deleted_at.is_(None),
     )
+    if author is not None:
+        stmt = stmt.where(Feedback.author_user_id == author)
     return session.scalar(stmt.order_by(Feedback.id).limit(1))
 
 

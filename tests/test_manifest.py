@@ -87,6 +87,6 @@ def test_no_listener_is_missing_from_the_manifest(bot) -> None:
         + len(m["features"]["shortcuts"])
         + len(m["features"]["slash_commands"])
         + len(handlers.VIEWS)
-        + 3  # block_actions: one listener each for triage.* controls, home.* filters and loop.* buttons
+        + 4  # block_actions: one listener each for triage.*, home.*, loop.* and nps.* controls
     )
     assert len(bot.bot.app._listeners) == declared

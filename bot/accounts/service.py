@@ -11,7 +11,8 @@ from decimal import Decimal
 
 from sqlalchemy.orm import Session
 
-from bot.accounts.csvfile import parse_map
+from bot.accounts.csvfile import Table, parse_map
+from bot.accounts.csvfile import read as read_table
 from bot.accounts.importer import ImportResult, import_accounts, import_contacts
 from bot.deps import Deps
 from bot.domain import Kind, UserFacingError
@@ -21,7 +22,7 @@ from bot.slack.gateway import SlackGateway
 from storage import customers, loops, queries
 from storage.models import Account, Feedback
 
-__all__ = ["ImportResult", "import_accounts", "import_contacts", "parse_map"]  # the CSV import, for the CLI
+__all__ = ["ImportResult", "Table", "import_accounts", "import_contacts", "parse_map", "read_table"]  # CSV imports
 NOT_STAFF = "Only members of the team that installed Feedback Loop can log or triage feedback."
 
 

@@ -93,7 +93,12 @@ def _note_thread_reply(deps: Deps, event: dict[str, Any], channel: str) -> None:
 def _capture_or_join(deps: Deps, req: CaptureRequest) -> None:
     """A reply in a captured thread (or a burst's next message) joins its item; anything else is a new item."""
     with deps.transaction() as session:
-        target = service.join_target(session=session, settings=deps.settings, req=req)
+        req, stage = service.check_in_answer(session, req)
+        if stage:  # each person's answers to a check-in are their own item
+            target = queries.thread_item(session=session, channel_id=req.channel_id or "",
+                                         thread_ts=req.thread_ts or "", author=req.author_user_id or "")  # fmt: skip
+        else:
+            target = service.join_target(session=session, settings=deps.settings, req=req)
         earlier = target.text if target is not None else ""
         burst = target is not None and not (req.thread_ts and req.thread_ts != req.message_ts)
     model = deps.suggestions if deps.suggestions is not None and deps.suggestions.state == "ready" else None
@@ -105,7 +110,9 @@ def _capture_or_join(deps: Deps, req: CaptureRequest) -> None:
             if fb is not None and fb.deleted_at is None:
                 service.join(session=session, settings=deps.settings, fb=fb, req=req)
                 return
-        service.capture(session=session, settings=deps.settings, req=req)
+        result = service.capture(session=session, settings=deps.settings, req=req)
+        if stage and result.created:
+            result.feedback.tags = [*result.feedback.tags, f"checkin:{stage}"]
 
 
 def _on_changed(deps: Deps, session: Session, channel: str, event: dict[str, Any]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,7 +15,7 @@ from bot.capture.noise import Noise, noise
 from bot.deps import Deps
 from bot.domain import CaptureMethod, CaptureRequest, Kind, Status, UserFacingError
 from bot.settings import Settings
-from storage import queries
+from storage import queries, surveys
 from storage.db import utcnow
 from storage.models import Feedback
 
@@ -375,3 +375,13 @@ def record_thread_reply(*, session: Session, channel_id: str, thread_ts: str, at
     fb.thread_last_at, fb.thread_last_staff = at, staff
     if staff and fb.staff_replied_at is None:
         fb.staff_replied_at = at
+
+
+def check_in_answer(session: Session, req: CaptureRequest) -> tuple[CaptureRequest, str | None]:
+    """A reply in the thread of a posted check-in question is feedback about that stage (tagged with it)."""
+    if not (req.channel_id and req.thread_ts) or req.thread_ts == req.message_ts:
+        return req, None
+    asked = surveys.check_in_at(session=session, channel_id=req.channel_id, ts=req.thread_ts)
+    if asked is None:
+        return req, None
+    return replace(req, source="checkin", context=f"Check-in ({asked.stage}): {asked.text}"), asked.stage

@@ -13,6 +13,8 @@ class Callback(StrEnum):
     LOG_MODAL = "log_feedback_modal"
     FEEDBACK_MODAL = "feedback_modal"
     LOOP_EDIT_MODAL = "loop_edit_modal"
+    NPS_REASON_MODAL = "nps_reason_modal"
+    NPS_STAFF_MODAL = "nps_staff_modal"
 
 
 class Action(StrEnum):
@@ -38,6 +40,17 @@ class Action(StrEnum):
     LOOP_SKIP = "loop.skip"
     LOOP_TOLD = "loop.told"
     LOOP_RETRY = "loop.retry"
+    NPS_SCORE = "nps.score"
+    NPS_REASON = "nps.reason"
+    NPS_SEND = "nps.send"
+    NPS_EDIT = "nps.edit"
+    NPS_SKIP = "nps.skip"
+    NPS_CALL = "nps.call"
+    NPS_RESOLVE = "nps.resolve"
+    NPS_SNOOZE = "nps.snooze"
+    CHECKIN_POST = "nps.checkin_post"
+    CHECKIN_EDIT = "nps.checkin_edit"
+    CHECKIN_SKIP = "nps.checkin_skip"
 
 
 MODAL_ACTIONS = {Action.LINK, Action.WONT_DO, Action.DUPLICATE, Action.ACCOUNT}
@@ -68,3 +81,5 @@ class Field(StrEnum):
     ACCOUNT = "account"
     NEW_ACCOUNT = "new_account"
     RELEASE_NOTE = "release_note"
+    NPS_REASON = "nps_reason"
+    NOTE = "note"
