@@ -3,7 +3,6 @@ FEEDBACK_EVENTS_SECRET, stored before the 2xx."""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -13,16 +12,11 @@ from typing import Any
 from bot.deps import Deps
 from bot.domain import UserFacingError
 from bot.nps import inbound as nps
+from bot.nps.service import usage_signature as sign
 
 log = logging.getLogger(__name__)
 MAX_BODY = 1 << 20
 SKEW_SECONDS = 300
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """`v0=` + hex HMAC-SHA256 of `v0:<timestamp>:<body>` (Slack's scheme, so senders can reuse their code)."""
-    mac = hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256).hexdigest()
-    return f"v0={mac}"
 
 
 def _verified(secret: str, environ: dict[str, Any], body: bytes) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.console import payloads
 from bot.console.harness import Console
+from bot.console.nps import NPS_HELP, NPS_USAGE, nps, report_nps
 from bot.console.world import CHANNELS, USERS
 from storage import loops, queries
 
@@ -30,7 +31,8 @@ USAGE = {
     "linear": "linear [move ISSUE STATE]",
     "loop": "loop USER send|edit|skip|told #ID",
     "sweep": "sweep linear-poll|triage-reminders|loops-overdue|weekly-digest|monthly-report|quarterly-review",
-    "report": "report weekly|monthly|quarterly",
+    "report": "report weekly|monthly|quarterly|nps",
+    "nps": NPS_USAGE,
     "clock": "clock +Nd|+Nh",
     "feedback": "feedback",
     "outbox": "outbox",
@@ -55,6 +57,7 @@ HELP = f"""commands:
   loop USER send|edit|skip|told #ID  press a button on the approval DM for item #ID (edit opens the modal)
   sweep NAME                    run a scheduled sweep now (linear-poll catches states without webhooks)
   report weekly|monthly|quarterly  this period's report as Markdown; the chart is written to a file
+{NPS_HELP}
   clock +7d                     move the bot's clock forward (days or hours), then run every scheduled sweep
   feedback | outbox             show stored feedback rows / outbox items
   help | quit"""
@@ -275,9 +278,9 @@ def _sweep(c: Console, rest: str) -> None:
 
 def _report(c: Console, rest: str) -> None:
     kind = rest.strip()
-    if kind not in ("weekly", "monthly", "quarterly"):
-        raise UsageError("need weekly, monthly or quarterly")
-    c.out.write(c.report(kind))
+    if kind not in ("weekly", "monthly", "quarterly", "nps"):
+        raise UsageError("need weekly, monthly, quarterly or nps")
+    c.out.write(report_nps(c) if kind == "nps" else c.report(kind))
 
 
 def _clock(c: Console, rest: str) -> None:
@@ -288,6 +291,7 @@ def _clock(c: Console, rest: str) -> None:
 
 
 COMMANDS: dict[str, Callable[[Console, str], None]] = {
+    "nps": nps,
     "report": _report,
     "clock": _clock,
     "loop": _loop,

@@ -38,8 +38,7 @@ class Console:
         for name, (cid, shared) in CHANNELS.items():
             self.fake.add_channel(cid, name, is_ext_shared=shared)
         self.fake.other_teams[CUSTOMER_TEAM] = "Acme"
-        self.secret = uuid.uuid4().hex
-        self.linear_secret = uuid.uuid4().hex
+        self.secret, self.linear_secret, self.events_secret = (uuid.uuid4().hex for _ in range(3))
         self.linear = FakeLinear(api_key="lin_api_console").start()
         team = self.linear.add_team("ENG", "Engineering")
         for label in ("Bug", "Feature request", "Reporting", "Billing"):
@@ -57,6 +56,7 @@ class Console:
                 "feedback_triage_channel": CHANNELS["feedback-triage"][0],
                 "slack_app_token": None,
                 "linear_webhook_secret": self.linear_secret,
+                "feedback_events_secret": self.events_secret,
             }
             | linear
         )

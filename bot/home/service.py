@@ -11,6 +11,7 @@ from bot.domain import HomeItem, Status
 from bot.home import blocks
 from bot.home.blocks import SORTS
 from bot.loop import service as loop
+from bot.nps import service as nps
 from bot.reports import service as reports
 from bot.slack.kit import mentioned_users
 from bot.triage.service import triage_view, who
@@ -57,7 +58,7 @@ def home_view(deps: Deps, user_id: str, filters: dict[str, str] | None = None) -
             ]  # fmt: skip
             sections.append((title, items))
         themes = [t.name for t in queries.themes(session=session)]
-        loop_rows = loop.home_rows(deps, session)
+        loop_rows = nps.home_rows(session, deps.settings, deps.now()) + loop.home_rows(deps, session)
         accounts = account_names(session)
         picked = customers.account_lookup(session=session, text=filters.get("account", "")) if filters.get(
             "account") else None  # fmt: skip

@@ -107,7 +107,7 @@ def followup(deps: Deps, session: Session, job: Job) -> dict[str, Any]:
     theme = (fb.theme or fb.suggested_theme) if fb else None
     waited = deps.now() - (s.answered_at or deps.now())
     if theme is None and fb is not None and fb.suggested_at is None and waited < THEME_WAIT:
-        raise Defer("waiting for the reason's theme", 5.0)
+        raise Defer("waiting for the reason's theme", 1.0)
     service.draft_followup(session, deps.settings, s, theme)
     return {"followup": s.followup, "theme": theme}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from bot.capture.service import capture
 from bot.domain import OPEN, CaptureMethod, CaptureRequest, CardRef, Kind, UserFacingError
 from bot.nps import blocks
 from bot.nps import rules as cadence
+from bot.nps.report import monthly_lines
 from bot.nps.rules import Decision, Facts, Rules, send_at
 from bot.nps.stats import Nps, compute, segment
 from bot.settings import Settings
@@ -22,8 +25,14 @@ from storage import customers, loops, queries, surveys
 from storage.models import Account, Contact, Survey
 
 log = logging.getLogger(__name__)
-__all__ = ["Nps", "compute", "segment"]
+__all__ = ["Nps", "compute", "monthly_lines", "segment"]
 CUSTOMER_KINDS = ("confirmation", "reminder", "followup")
+
+
+def usage_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """POST /events/usage: `v0=` + hex HMAC-SHA256 of `v0:<timestamp>:<body>` (Slack's scheme, so senders can
+    reuse their code)."""
+    return "v0=" + hmac.new(secret.encode(), f"v0:{timestamp}:".encode() + body, hashlib.sha256).hexdigest()
 
 
 def ref_secret(settings: Settings) -> str:
@@ -249,8 +258,9 @@ def context_lines(session: Session, account: Account | None) -> list[str]:
     return lines
 
 
-def overdue(session: Session, settings: Settings, now: datetime) -> list[str]:
-    """Open detractor tasks and unapproved follow-ups past NPS_FOLLOWUP_HOURS (App Home, the weekly digest)."""
+def overdue(session: Session, settings: Settings, now: datetime, *, slack: bool = False) -> list[str]:
+    """Open detractor tasks and unapproved follow-ups past NPS_FOLLOWUP_HOURS: raw text for the digest (its
+    renderers escape), or Slack mrkdwn with the owner mentioned for App Home."""
     cut = now - timedelta(hours=settings.nps_followup_hours)
     rows = [*surveys.open_tasks(session=session), *surveys.waiting_followups(session=session)]
     out = []
@@ -258,8 +268,9 @@ def overdue(session: Session, settings: Settings, now: datetime) -> list[str]:
         if s.answered_at is None or s.answered_at >= cut:
             continue
         contact = session.get(Contact, s.contact_id)
-        who = name((contact.name if contact else None) or "?")
-        owner = f"<@{s.task_owner}>" if s.task_owner else "no owner"
+        raw = (contact.name if contact else None) or "?"
+        who = name(raw) if slack else raw
+        owner = (f"<@{s.task_owner}>" if slack else f"owner {s.task_owner}") if s.task_owner else "no owner"
         what = "detractor call" if s.task else "follow-up to approve"
         days = (now - s.answered_at).total_seconds() / 86400
         out.append(f"{who} answered {s.score} ({what}, {owner}), waiting {days:.1f} days")
@@ -289,3 +300,8 @@ def decide(session: Session, s: Survey, verb: str, user: str, now: datetime, tex
     enqueue_staff(session, s)
     return {"send": "Sent.", "skip": "Skipped.", "edit": "Saved.", "snooze": "Snoozed for a day.",
             "call": "Call logged.", "resolve": "Marked resolved."}[verb]  # fmt: skip
+
+
+def home_rows(session: Session, settings: Settings, now: datetime) -> list[dict[str, object]]:
+    """App Home's overdue NPS follow-ups (staff only see App Home's internal parts)."""
+    return blocks.overdue_rows(overdue(session, settings, now, slack=True))

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from bot.accounts.service import demand
 from bot.deps import Deps
 from bot.domain import CLOSED, ChartData, Kind, Report, ReportLine, ReportSection, UserFacingError
+from bot.nps import service as nps
 from bot.reports.items import Item
 from bot.reports.ledger import ledger
 from bot.reports.periods import Period, period_for
@@ -54,6 +55,8 @@ class Rows:
     overdue: int = 0
     stalled: list[tuple[Item, float]] = field(default_factory=list)
     stuck: list[str] = field(default_factory=list)
+    nps_overdue: list[str] = field(default_factory=list)  # NPS follow-ups past their 48 hours
+    nps_month: list[str] = field(default_factory=list)  # the month's NPS with its interval, detractor themes
 
 
 def account(fb: Feedback) -> str:
@@ -106,6 +109,8 @@ def read_rows(session: Session, settings: Settings, period: Period, now: datetim
         ),
         stalled=stalled,
         stuck=[f"{o.key} ({o.status})" for o in reports.stuck_outbox(session=session)],
+        nps_overdue=nps.overdue(session, settings, now),
+        nps_month=nps.monthly_lines(session, settings, period.start, period.end),
     )
 
 
@@ -181,6 +186,7 @@ def weekly(rows: Rows, period: Period, tz: str) -> Report:
                     for it, days in rows.stalled[:10]
                 ],
             ),
+            ReportSection("NPS follow-ups overdue", [ReportLine(t) for t in rows.nps_overdue[:10]], empty="None."),
             ReportSection("Dead outbox items", [ReportLine(key) for key in rows.stuck[:10]], empty="None."),
         ],
         chart=chart_data(rows.items, period.end, tz),
@@ -251,6 +257,7 @@ def monthly(rows: Rows, period: Period, tz: str) -> Report:
                 segment_shifts(this, last),
                 empty="No segment's share of bugs and complaints rose.",
             ),
+            ReportSection("NPS", [ReportLine(t) for t in rows.nps_month]),
             ReportSection(
                 "Spikes",
                 [ReportLine(f"{t} in {w}: {n} items vs {b:.1f}/week") for t, w, n, b, _ in found],
