@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from storage.customers import midnight
-from storage.models import Account, CheckIn, Contact, Feedback, Survey, UsageEvent
+from storage.models import Account, AccountTeam, CheckIn, Contact, Feedback, Survey, UsageEvent
 from storage.queries import insert_ignore
 
 LIVE = ("scheduled", "queued", "sent")  # a survey that still waits to go, or for its score
@@ -130,7 +130,9 @@ def themes_of(*, session: Session, feedback_ids: Sequence[int]) -> dict[int, str
 
 def shared_channel(*, session: Session, contact: Contact) -> str | None:
     """Where this contact (else their account) last spoke to us: the shared channel to post a survey in."""
-    for where in (Feedback.contact_id == contact.id, Feedback.account_id == contact.account_id):
+    teams = select(AccountTeam.team_id).where(AccountTeam.account_id == contact.account_id)
+    for where in (Feedback.contact_id == contact.id, Feedback.account_id == contact.account_id,
+                  Feedback.author_team_id.in_(teams)):  # fmt: skip
         stmt = select(Feedback.channel_id).where(where, Feedback.channel_id.is_not(None), Feedback.is_external)
         found = session.scalar(stmt.order_by(Feedback.created_at.desc()).limit(1))
         if found:

@@ -166,7 +166,7 @@ def record_reason(session: Session, settings: Settings, s: Survey, reason: str, 
         enqueue_staff(session, s)
     else:
         s.followup = "drafting"
-        queries.enqueue(session=session, key=f"nps.followup:{s.id}", kind=Kind.NPS_FOLLOWUP,
+        queries.enqueue(session=session, key=f"nps.draft:{s.id}", kind=Kind.NPS_FOLLOWUP,
                         payload={"survey_id": s.id})  # fmt: skip
     return True
 
