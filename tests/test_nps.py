@@ -353,3 +353,49 @@ def test_report_nps_cli_and_dry_run(sqlite_url: str, tmp_path, capsys, monkeypat
     plan = capsys.readouterr().out
     assert "never  P0 (Big): answered on" not in plan and "later  P0 (Big) from" in plan
     assert "0 of 60 contacts would be scheduled (dry run)." in plan
+
+
+def test_passive_gets_the_resource_for_its_theme_after_approval(sqlite_url: str) -> None:
+    bot = start_console(sqlite_url, nps_resources={"Reporting": "https://docs.example.com/reports",
+                                                   "default": "https://docs.example.com"})  # fmt: skip
+    try:
+        seed(bot, first_seen=bot.bot.deps.now() - timedelta(days=45))
+        run(bot, "nps send dave")
+        answer(bot, "dave", 8, "The CSV export and the dashboards are missing some reporting options")
+        row = surveys(bot)[0]
+        assert row.followup == "waiting" and "https://docs.example.com" in (row.followup_text or "")
+        assert "call" in (row.followup_text or "")
+        bot.send_interaction(click_payload(bot, "alice", "D0STAFF", "nps.skip"))
+        bot.settle()
+        assert surveys(bot)[0].followup == "skipped"
+        assert [m["text"] for m in bot.fake.messages("D0CUST2")][1:] == [
+            "Thanks for your answer, Dave at Acme. We read every one."]  # fmt: skip
+    finally:
+        bot.close()
+
+
+def test_alert_fires_once_a_week_only_when_a_segment_is_surely_low(sqlite_url: str) -> None:
+    bot = start_console(sqlite_url, nps_alert_below=30)
+    try:
+        now = bot.bot.deps.now()
+        with bot.bot.deps.transaction() as s:
+            low, noisy = Account(name="Low", plan="Pro", source="import"), Account(name="Few", plan="Team",
+                                                                                   source="import")  # fmt: skip
+            s.add_all([low, noisy])
+            s.flush()
+            for i in range(64):
+                acct = low if i < 60 else noisy
+                c = Contact(email=f"c{i}@x.com", account_id=acct.id)
+                s.add(c)
+                s.flush()
+                score = (3 if i % 3 else 9) if acct is low else (2 if i % 2 else 10)  # Team: NPS 0 on 4 answers
+                s.add(Survey(contact_id=c.id, account_id=acct.id, trigger="import", status="answered", score=score,
+                             answered_at=now - timedelta(days=3)))  # fmt: skip
+        bot.advance(timedelta(hours=1))
+        bot.advance(timedelta(hours=1))
+        alerts = [m["text"] for m in bot.fake.messages("C0TRIAGE") if "rotating_light" in m["text"]]
+        assert any("plan=Pro" in a for a in alerts) and any("overall" in a for a in alerts)
+        assert not any("plan=Team" in a for a in alerts)  # 4 answers: the interval reaches above 30
+        assert len(alerts) == len(set(alerts))
+    finally:
+        bot.close()
