@@ -219,7 +219,7 @@ class Console:
 
     def _due_soon(self, horizon: float) -> bool:
         with self.bot.deps.transaction() as session:
-            return queries.due_before(session=session, until=utcnow() + timedelta(seconds=horizon))
+            return queries.due_before(session=session, until=self.bot.deps.now() + timedelta(seconds=horizon))
 
     # --- commands --------------------------------------------------------------------------------
 
