@@ -174,6 +174,9 @@ def test_a_detractor_never_gets_an_automated_message_on_any_path(bot: Console) -
     assert any("Reminder: a call to a detractor" in m["text"] for m in bot.fake.messages("D0STAFF"))
     with bot.bot.deps.transaction() as s:
         assert "Carol at Acme answered 2 (detractor call" in service.overdue(s, bot.settings, bot.bot.deps.now())[0]
+    run(bot, "home alice")
+    assert "NPS follow-ups overdue" in json.dumps(bot.fake.views["home:U0STAFF"]["blocks"])
+    assert "NPS follow-ups overdue" in bot.report("weekly")
     bot.send_interaction(click_payload(bot, "alice", "D0STAFF", "nps.resolve"))
     bot.settle()
     assert surveys(bot)[0].task == "resolved"
@@ -221,6 +224,23 @@ def test_shared_channel_mode_mentions_the_contact_in_their_channel(sqlite_url: s
         last = bot.fake.messages("C0SHARED")[-1]
         assert last["text"].startswith("How likely") and last["blocks"][0]["text"]["text"].startswith("<@U0CUST>")
         assert not bot.fake.messages("D0CUST")
+        run(bot, "nps send dave")  # Dave never wrote: his account's channel, found through Carol's message
+        assert surveys(bot)[-1].status == "sent" and bot.fake.messages("C0SHARED")[-1]["blocks"][0]["text"][
+            "text"].startswith("<@U0CUST2>")  # fmt: skip
+    finally:
+        bot.close()
+
+
+def test_a_survey_that_cannot_be_delivered_fails_without_blocking_the_next(sqlite_url: str) -> None:
+    bot = start_console(sqlite_url, nps_channel="shared")
+    try:
+        seed(bot)
+        run(bot, "nps send carol")  # no shared channel is known for Acme yet
+        row = surveys(bot)[0]
+        assert (row.status, row.sent_at) == ("failed", None)
+        run(bot, "say carol #acme-shared Exports are slow on big files")
+        run(bot, "nps send carol")
+        assert surveys(bot)[-1].status == "sent" and len(surveys(bot)) == 2
     finally:
         bot.close()
 

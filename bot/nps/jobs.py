@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
@@ -54,11 +55,15 @@ def survey(deps: Deps, session: Session, job: Job) -> dict[str, Any]:
     due = settings.quiet_hours().next_allowed(deps.now(), settings.feedback_tz)
     if due > deps.now() + timedelta(seconds=1):
         raise Defer(f"quiet hours until {due:%Y-%m-%d %H:%M} UTC", (due - deps.now()).total_seconds())
-    contact = _contact(session, s)
-    channel, mention = _where(deps, session, contact)
-    text, body = blocks.survey(question, lambda n: CardRef(s.id, n).encode(service.ref_secret(settings)), mention)
-    with slack_errors(posting=True):
-        ts = deps.slack.post_once(channel, text, blocks=body, key=job.key, reconcile_since=job.reconcile_since)
+    try:
+        channel, mention = _where(deps, session, _contact(session, s))
+        text, body = blocks.survey(question, lambda n: CardRef(s.id, n).encode(service.ref_secret(settings)), mention)
+        with slack_errors(posting=True):
+            ts = deps.slack.post_once(channel, text, blocks=body, key=job.key, reconcile_since=job.reconcile_since)
+    except Permanent as exc:  # no Slack user, no channel, DMs refused: this ask is over (not counted as one)
+        s.status, s.sent_at = "failed", None
+        log.warning("NPS survey %s not sent: %s", s.id, exc)
+        return {"failed": str(exc)}
     s.status, s.channel_id, s.message_ts, s.sent_at = "sent", channel, ts, deps.now()
     return {"channel": channel, "ts": ts}
 
@@ -168,16 +173,19 @@ def _heads_up(deps: Deps, session: Session, made: list[Planned], now: datetime) 
     """Each owner hears which of their contacts will be asked, and when, before it happens."""
     day = local_day(now, deps.settings.feedback_tz)[0]
     groups: dict[str, list[str]] = defaultdict(list)
+    ids: dict[str, list[int]] = defaultdict(list)
     how = "by DM" if deps.settings.nps_channel == "dm" else "in their shared channel"
     for p in made:
         to = p.facts.owner or deps.settings.feedback_triage_channel or ""
         when = f"{p.at:%a %Y-%m-%d}" if p.at else "soon"
+        ids[to].append(p.facts.contact_id)
         groups[to].append(f"• {name(p.facts.name)} ({name(p.facts.account or 'no account')}) on {when}: "
                           f"{escape(p.decision.why)}")  # fmt: skip
     for to, lines in groups.items():
         if to:
             text = f"Heads-up: {len(lines)} of your contacts will be asked for NPS {how}:\n" + "\n".join(lines[:40])
-            queries.enqueue(session=session, key=f"nps.headsup:{to}:{day}", kind=Kind.REMINDER,
+            batch = hashlib.sha256(",".join(map(str, sorted(ids[to]))).encode()).hexdigest()[:12]
+            queries.enqueue(session=session, key=f"nps.headsup:{to}:{day}:{batch}", kind=Kind.REMINDER,
                             payload={"to": to, "text": text})  # fmt: skip
 
 
