@@ -118,6 +118,20 @@ NPS_TEMPLATES = {
 NPS_FIELDS = frozenset({"name", "product", "score", "link"})
 
 
+def _templates(value: dict[str, str], setting: str, defaults: dict[str, str], fields: frozenset[str]) -> dict[str, str]:
+    """The defaults overlaid with the configured wording; an unknown kind or placeholder is a start-up error."""
+    out = dict(defaults)
+    for kind, text in value.items():
+        if kind not in defaults:
+            raise ValueError(f"{setting}: unknown message kind {kind!r} ({', '.join(defaults)})")
+        try:
+            text.format_map({f: "" for f in fields})
+        except (KeyError, ValueError, IndexError) as exc:
+            raise ValueError(f"{setting}.{kind}: {exc!r}; use {sorted(fields)}") from exc
+        out[kind] = text
+    return out
+
+
 class Settings(BaseSettings):
     """Every knob of the bot; env var names (upper-case field names) are the public contract."""
 
@@ -245,31 +259,13 @@ class Settings(BaseSettings):
     @classmethod
     def _templates(cls, value: dict[str, str]) -> dict[str, str]:
         """A template names only known placeholders, so a typo fails at start, not when a customer waits."""
-        out = dict(DEFAULT_TEMPLATES)
-        for stage, text in value.items():
-            if stage not in LOOP_STAGES:
-                raise ValueError(f"feedback_templates: unknown message kind {stage!r} ({', '.join(LOOP_STAGES)})")
-            try:
-                text.format_map({f: "" for f in TEMPLATE_FIELDS})
-            except (KeyError, ValueError, IndexError) as exc:
-                raise ValueError(f"feedback_templates.{stage}: {exc!r}; use {sorted(TEMPLATE_FIELDS)}") from exc
-            out[stage] = text
-        return out
+        return _templates(value, "feedback_templates", DEFAULT_TEMPLATES, TEMPLATE_FIELDS)
 
     @field_validator("nps_templates", mode="after")
     @classmethod
     def _nps_templates(cls, value: dict[str, str]) -> dict[str, str]:
         """NPS wording: known kinds and placeholders only, so a typo fails at start."""
-        out = dict(NPS_TEMPLATES)
-        for kind, text in value.items():
-            if kind not in NPS_TEMPLATES:
-                raise ValueError(f"nps_templates: unknown kind {kind!r} ({', '.join(NPS_TEMPLATES)})")
-            try:
-                text.format_map({f: "" for f in NPS_FIELDS})
-            except (KeyError, ValueError, IndexError) as exc:
-                raise ValueError(f"nps_templates.{kind}: {exc!r}; use {sorted(NPS_FIELDS)}") from exc
-            out[kind] = text
-        return out
+        return _templates(value, "nps_templates", NPS_TEMPLATES, NPS_FIELDS)
 
     @field_validator("feedback_tz", mode="after")
     @classmethod

@@ -3,6 +3,7 @@ documented keys, imported values winning over what Slack says."""
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,19 @@ class ImportResult:
     written: bool = False
     issues: set[str] = field(default_factory=set)  # Linear issues whose demand changed
     items: set[int] = field(default_factory=set)  # feedback whose card shows the account
+
+
+def report(result: ImportResult, path: str, what: str, counts: str) -> int:
+    """Prints every problem (stderr) and the counts; the exit code: 1 when nothing was written."""
+    for error in result.errors:
+        print(f"  {path}: {error}", file=sys.stderr)
+    if not result.written:
+        print(f"{len(result.errors)} problem(s); nothing was imported (fix the file, or pass --skip-bad-rows)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    skipped = f"; rows with {len(result.errors)} problem(s) skipped" if result.errors else ""
+    print(f"{what}: {counts}{skipped}")
+    return 0
 
 
 def _owner(value: str | None, staff_by_email: Callable[[str], str | None]) -> str | None:

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from bot.accounts.csvfile import Table, parse_map
 from bot.accounts.csvfile import read as read_table
-from bot.accounts.importer import ImportResult, import_accounts, import_contacts
+from bot.accounts.importer import ImportResult, import_accounts, import_contacts, report
 from bot.deps import Deps
 from bot.domain import Kind, UserFacingError
 from bot.settings import Settings
@@ -22,7 +22,15 @@ from bot.slack.gateway import SlackGateway
 from storage import customers, loops, queries
 from storage.models import Account, Feedback
 
-__all__ = ["ImportResult", "Table", "import_accounts", "import_contacts", "parse_map", "read_table"]  # CSV imports
+__all__ = [
+    "ImportResult",
+    "Table",
+    "import_accounts",
+    "import_contacts",
+    "parse_map",
+    "read_table",
+    "report",
+]  # CSV imports
 NOT_STAFF = "Only members of the team that installed Feedback Loop can log or triage feedback."
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.accounts.service import ImportResult, parse_map
+from bot.accounts.service import report as report_import
 from bot.domain import UserFacingError
 from bot.nps import importer, report, service
 from bot.runtime.worker import Worker
@@ -94,15 +95,7 @@ def import_scores(settings: Settings, path: str, mapping: str | None, skip_bad: 
                 raise Rollback
     except Rollback:
         pass
-    for error in result.errors:
-        print(f"  {path}: {error}", file=sys.stderr)
-    if not result.written:
-        print(f"{len(result.errors)} problem(s); nothing was imported (fix the file, or pass --skip-bad-rows)",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    skipped = f"; rows with {len(result.errors)} problem(s) skipped" if result.errors else ""
-    print(f"scores: {result.created} imported, {result.updated} already there (ignored){skipped}")
-    return 0
+    return report_import(result, path, "scores", f"{result.created} imported, {result.updated} already there (ignored)")
 
 
 def import_events(settings: Settings, path: str) -> int:

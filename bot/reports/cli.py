@@ -172,12 +172,4 @@ def import_table(settings: Settings, what: str, path: str, mapping: str | None, 
             refresh_after_import(session, result.issues, result.items)
     except Rollback:
         pass
-    for error in result.errors:
-        print(f"  {path}: {error}", file=sys.stderr)
-    if not result.written:
-        print(f"{len(result.errors)} problem(s); nothing was imported (fix the file, or pass --skip-bad-rows)",
-              file=sys.stderr)  # fmt: skip
-        return 1
-    skipped = f"; rows with {len(result.errors)} problem(s) skipped" if result.errors else ""
-    print(f"{what}: {result.created} created, {result.updated} updated{skipped}")
-    return 0
+    return accounts.report(result, path, what, f"{result.created} created, {result.updated} updated")
