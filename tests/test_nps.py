@@ -116,7 +116,7 @@ def test_survey_score_and_reason_each_delivered_four_times_make_one_response(acm
     assert sum(k.startswith("nps.confirmation:") for k in keys) == 1
     assert customer_texts(acme, "D0CUST2").count("Thanks for your answer, Dave at Acme. We read every one.") == 1
     # the promoter's follow-up waits for the owner's approval in their DM, then goes once
-    assert "Promoter follow-up to approve" in acme.fake.messages("D0STAFF")[-1]["text"]
+    assert any("Promoter follow-up to approve" in m["text"] for m in acme.fake.messages("D0STAFF"))
     send = click_payload(acme, "alice", "D0STAFF", "nps.send")
     for _ in range(4):
         acme.send_interaction(send)
@@ -151,8 +151,7 @@ def test_a_detractor_never_gets_an_automated_message_on_any_path(bot: Console) -
     run(bot, "nps send carol")
     bot.send_interaction(click_payload(bot, "carol", "D0CUST", "nps.score.2"))
     bot.settle()
-    task = bot.fake.messages("D0STAFF")[-1]
-    assert "Detractor follow-up" in task["text"]  # within seconds of the score, before any reason
+    assert any("Detractor follow-up" in m["text"] for m in bot.fake.messages("D0STAFF"))  # at once, before a reason
     bot.advance(timedelta(hours=30))  # a score without a reason: a passive would be reminded, a detractor is not
     bot.send_interaction(click_payload(bot, "carol", "D0CUST", "nps.reason"))
     bot.settle()
@@ -286,7 +285,7 @@ def test_check_in_posted_by_the_owner_and_answers_in_its_thread_become_tagged_fe
     seed(bot, signup=(bot.bot.deps.now() - timedelta(days=30)).date())
     run(bot, "say carol #acme-shared The audit log is hard to search")
     bot.advance(timedelta(hours=1))
-    prompt = bot.fake.messages("D0STAFF")[-1]
+    prompt = button(bot, "D0STAFF", "nps.checkin_post")[0]  # beside the heads-up for Acme's contacts, in any order
     assert "What's frustrating?" in json.dumps(prompt["blocks"])
     bot.send_interaction(click_payload(bot, "alice", "D0STAFF", "nps.checkin_post"))
     bot.settle()
