@@ -152,6 +152,20 @@ def test_a_burst_of_messages_is_one_item_only_when_configured(sqlite_url: str) -
             bot.close()
 
 
+def test_a_burst_delivered_at_once_is_one_item_although_the_worker_runs_lanes_in_parallel(any_db_url: str) -> None:
+    bot = start_console(any_db_url, feedback_suggestions=False, feedback_burst_seconds=120.0)
+    try:
+        bot.fake.stall_next("users.info", 0.4, times=3)  # the first lookups are slow: lanes would overlap
+        texts = ["Exports are broken", "the CSV one", "since this morning", "for every report", "all of them"]
+        for text in texts:  # all five stored before the worker runs any
+            send(bot, customer_message(bot, text))
+        bot.settle()
+        [fb] = rows(bot)
+        assert fb.text == "\n\n".join(texts)
+    finally:
+        bot.close()
+
+
 def test_a_staff_emoji_on_a_joined_reply_splits_it_off(quiet: Console) -> None:
     from tests.test_capture_scenarios import staff_reaction
 

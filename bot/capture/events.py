@@ -38,6 +38,15 @@ def message_ref(event: dict[str, Any]) -> str:
     return f"{channel}:{ts}"
 
 
+def channel_lane(event: dict[str, Any]) -> str | None:
+    """With FEEDBACK_BURST_SECONDS on, one channel's message events run in arrival order (`event:<channel>`), so a
+    burst's messages join one item, and an emoji or a thread reply never overtakes the message it is about, even
+    when the worker runs many lanes at once. Channels still run in parallel."""
+    item = event.get("item")
+    channel = event.get("channel") or (item.get("channel") if isinstance(item, dict) else None)
+    return f"event:{channel}" if isinstance(channel, str) and channel else None
+
+
 def apply(deps: Deps, envelope: dict[str, Any]) -> None:
     """The capture-relevant events, by type; raises SlackError when Slack must answer first."""
     event = envelope["event"]

@@ -33,8 +33,11 @@ def accept_event(deps: Deps, envelope: dict[str, Any]) -> bool:
     # Slack, but cheap to guard) apart
     digest = hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()[:12]
     key = f"event:{events.message_ref(event)}:{envelope.get('event_id') or event.get('event_ts')}:{digest}"
+    payload: dict[str, Any] = {"envelope": envelope}
+    if deps.settings.feedback_burst_seconds > 0 and (lane := events.channel_lane(event)):
+        payload["lane"] = lane
     with urgent(), deps.transaction() as session:
-        queries.enqueue(session=session, key=key, kind=Kind.EVENT, payload={"envelope": envelope})
+        queries.enqueue(session=session, key=key, kind=Kind.EVENT, payload=payload)
     return True
 
 

@@ -41,9 +41,9 @@ def _kind(value: str) -> Kind | None:
 def lane(item: OutboxItem) -> str:
     """Rows in one lane run in order: an item's card before its updates, a message's events in arrival order,
     a channel's customer messages one by one."""
-    if item.kind == Kind.EVENT:  # event:<channel>:<ts>:<event id>:<digest>
-        return ":".join(item.key.split(":")[:3])
     payload = item.payload or {}
+    if item.kind == Kind.EVENT and not payload.get("lane"):  # event:<channel>:<ts>:<event id>:<digest>
+        return ":".join(item.key.split(":")[:3])
     if payload.get("lane"):  # e.g. one channel's customer messages (paced), one issue's state changes (ordered)
         return str(payload["lane"])
     for field in ("feedback_id", "link_id"):
