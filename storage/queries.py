@@ -98,10 +98,10 @@ def outbox_by_key(*, session: Session, key: str) -> OutboxItem | None:
 
 def claim_due(
     *, session: Session, now: datetime, lease: timedelta, limit: int = 20, first: Sequence[str] = (),
-    only: str | None = None,
+    only: str | None = None, kinds: Sequence[str] | None = None, exclude: Sequence[str] = (),
 ) -> list[OutboxItem]:  # fmt: skip
     """Leases due rows so two workers never send the same item (SKIP LOCKED on PostgreSQL); kinds in `first`
-    are claimed before the rest, oldest first within each group."""
+    are claimed before the rest, oldest first within each group; `kinds` / `exclude` pick one class of work."""
     due = or_(
         (OutboxItem.status == OutboxStatus.PENDING) & (OutboxItem.next_attempt_at <= now),
         (OutboxItem.status == OutboxStatus.SENDING) & (OutboxItem.locked_until < now),
@@ -110,6 +110,10 @@ def claim_due(
     stmt = select(OutboxItem).where(due).order_by(urgent, OutboxItem.id).limit(limit)
     if only is not None:  # a one-off command drains only its own rows (e.g. one report's)
         stmt = stmt.where(OutboxItem.key.startswith(only, autoescape=True))
+    if kinds is not None:
+        stmt = stmt.where(OutboxItem.kind.in_(list(kinds)))
+    if exclude:
+        stmt = stmt.where(OutboxItem.kind.not_in(list(exclude)))
     if session.get_bind().dialect.name == "postgresql":
         stmt = stmt.with_for_update(skip_locked=True)
     rows = list(session.scalars(stmt))

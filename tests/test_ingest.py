@@ -74,18 +74,50 @@ def test_a_stalled_slack_call_holds_no_lock_and_stalls_no_other_item(quiet: Cons
     assert len(keys) == len(set(keys)) == 11, "every card once, the hung one included"
 
 
-def test_receipts_go_out_before_queued_cards(quiet: Console) -> None:
-    for i in range(12):
-        send(quiet, customer_message(quiet, f"Backlog item {i}: the dashboard never finishes loading"))
-    quiet.settle()
-    order: dict[str, list[str]] = {}
-    for c in quiet.fake.calls:
-        if c.method == "reactions.add":
-            order.setdefault(c.args["timestamp"], []).append("receipt")
-        elif c.method == "chat.postMessage" and c.args.get("channel") == "C0TRIAGE":
-            ts = str(c.args["blocks"][1]["elements"][0]["text"]).split("/p")[1][:16]
-            order.setdefault(f"{ts[:10]}.{ts[10:]}", []).append("card")
-    assert len(order) == 12 and all(seq == ["receipt", "card"] for seq in order.values()), order
+def test_a_new_receipt_does_not_wait_behind_cards_already_queued(sqlite_url: str) -> None:
+    """Eight slow cards fill both card threads and the queue; three later messages still get their receipts at
+    once, on the threads kept for receipts and events."""
+    bot = start_console(sqlite_url, feedback_suggestions=False, worker_concurrency=2)
+    try:
+        bot.fake.stall_next("chat.postMessage", 1.5, times=40)
+        for i in range(8):
+            send(bot, customer_message(bot, f"Backlog item {i}: the dashboard never finishes loading"))
+        draining = threading.Thread(target=bot.bot.worker.drain)
+        draining.start()
+        time.sleep(2.0)  # the backlog's cards are now running and queued
+        late = {}
+        for i in range(3):
+            env = customer_message(bot, f"Later item {i}: exports time out")
+            late[env["event"]["ts"]] = time.monotonic()
+            send(bot, env)
+        draining.join(30)
+        bot.settle()
+        receipts = {c.args["timestamp"]: c.at for c in bot.fake.calls_to("reactions.add")}
+        waits = [receipts[ts] - sent for ts, sent in late.items()]
+        cards_left = sum(1 for c in posts_to(bot, "C0TRIAGE") if c.at > max(receipts[ts] for ts in late))
+        assert max(waits) < 1.0 and cards_left >= 3, (waits, cards_left)  # behind queued cards: 2.5 s and more
+    finally:
+        bot.close()
+
+
+def test_receipts_go_out_before_queued_cards(sqlite_url: str) -> None:
+    """Two card threads, a slow Slack: the receipts have threads of their own and never queue behind cards."""
+    bot = start_console(sqlite_url, feedback_suggestions=False, worker_concurrency=2)
+    try:
+        bot.fake.stall_next("chat.postMessage", 0.3, times=12)
+        for i in range(12):
+            send(bot, customer_message(bot, f"Backlog item {i}: the dashboard never finishes loading"))
+        bot.settle()
+        seq = [
+            ("receipt" if c.method == "reactions.add" else "card")
+            for c in bot.fake.calls
+            if c.method == "reactions.add" or (c.method == "chat.postMessage" and c.args.get("channel") == "C0TRIAGE")
+        ]
+        assert seq.count("receipt") == 12 and seq.count("card") == 12
+        assert seq.index("card") >= 6 and seq[:6] == ["receipt"] * 6, seq  # cards wait, receipts do not
+        assert [i for i, kind in enumerate(seq) if kind == "receipt"][-1] < len(seq) - 4, seq
+    finally:
+        bot.close()
 
 
 def test_a_slack_outage_page_is_logged_as_one_line(quiet: Console, caplog: pytest.LogCaptureFixture) -> None:

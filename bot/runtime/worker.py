@@ -28,6 +28,7 @@ from storage.models import OutboxItem, OutboxStatus
 log = logging.getLogger(__name__)
 NEVER_GIVE_UP_ATTEMPTS = 10_000
 PRIORITY = (Kind.RECEIPT, Kind.EVENT)  # the customer's "we heard you" and unprocessed input never wait on cards
+FAST, BULK = "fast", "bulk"  # the two classes of work, each with its own claim budget
 
 
 def _kind(value: str) -> Kind | None:
@@ -70,7 +71,11 @@ class Worker:
         self.persistent = frozenset(persistent)
         self.only = only  # claim only rows whose key starts with this (a command's own work), else every due row
         self.lease = timedelta(seconds=deps.settings.outbox_lease_seconds)
-        self._pool = ThreadPoolExecutor(deps.settings.worker_concurrency, thread_name_prefix="outbox")
+        fast, bulk = max(2, deps.settings.worker_concurrency // 4), deps.settings.worker_concurrency
+        # Receipts and stored events keep `fast` threads free of card work: bulk rows in flight (queued or running)
+        # never exceed `bulk`, so they never fill the pool, and one FIFO pool keeps receipts ahead of queued cards.
+        self._pool = ThreadPoolExecutor(fast + bulk, thread_name_prefix="outbox")
+        self._slots = {FAST: bulk * 2, BULK: bulk}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._drain_lock = threading.Lock()
@@ -78,8 +83,7 @@ class Worker:
         self._inflight_lock = threading.Lock()
         self._lanes: dict[str, deque[Job]] = {}
         self._lanes_changed = threading.Condition()
-        self._queued = 0
-        self._slots = deps.settings.worker_concurrency * 2  # rows claimed ahead of the pool, at most
+        self._queued = {FAST: 0, BULK: 0}
 
     def drain(self, max_items: int = 1000) -> int:
         """Claims due rows as pool slots free up and runs them, lanes in parallel, until nothing is due and nothing
@@ -88,20 +92,11 @@ class Worker:
         with self._drain_lock:
             while done < max_items and not self._stop.is_set():
                 with self._lanes_changed:
-                    free = self._slots - self._queued
-                    if free <= 0:
+                    free = {cls: self._slots[cls] - self._queued[cls] for cls in self._slots}
+                    if all(n <= 0 for n in free.values()):
                         self._lanes_changed.wait(0.05)
                         continue
-                with session_scope(self.deps.sessions) as session:
-                    items = queries.claim_due(
-                        session=session, now=self.deps.now(), lease=self.lease, limit=free, first=PRIORITY,
-                        only=self.only,
-                    )  # fmt: skip
-                    claimed = [(begin(item), lane(item)) for item in items]  # marked in flight in the claim
-                    batches: dict[str, list[dict[str, Any]]] = {}
-                    for item in items:
-                        batches.setdefault(item.kind, []).append(dict(item.payload or {}))
-                self._prepare(batches)
+                claimed = self._claim(free)
                 if claimed:
                     self._dispatch(claimed)
                     done += len(claimed)
@@ -111,6 +106,24 @@ class Worker:
                         return done
                     self._lanes_changed.wait(0.05)
         return done
+
+    def _claim(self, free: dict[str, int]) -> list[tuple[Job, str]]:
+        """Leases due rows for each class with room (receipts and events, then the rest), prepares batches."""
+        batches: dict[str, list[dict[str, Any]]] = {}
+        claimed: list[tuple[Job, str]] = []
+        with session_scope(self.deps.sessions) as session:
+            for cls, limit in free.items():
+                if limit <= 0:
+                    continue
+                items = queries.claim_due(
+                    session=session, now=self.deps.now(), lease=self.lease, limit=limit, only=self.only,
+                    kinds=PRIORITY if cls == FAST else None, exclude=() if cls == FAST else PRIORITY,
+                )  # fmt: skip
+                claimed += [(begin(item), f"{cls}|{lane(item)}") for item in items]  # marked in flight
+                for item in items:
+                    batches.setdefault(item.kind, []).append(dict(item.payload or {}))
+        self._prepare(batches)
+        return claimed
 
     def _prepare(self, batches: dict[str, list[dict[str, Any]]]) -> None:
         """Batch work for a kind (one model call for many cards); a failure only loses the batching."""
@@ -128,7 +141,8 @@ class Worker:
         self._track(add=[job.item_id for job, _ in claimed])
         with self._lanes_changed:
             for job, name in claimed:
-                self._queued += 1
+                cls = name.split("|", 1)[0]
+                self._queued[cls] += 1
                 if name in self._lanes:
                     self._lanes[name].append(job)
                 else:
@@ -154,7 +168,7 @@ class Worker:
             finally:
                 self._track(remove=[job.item_id])
                 with self._lanes_changed:
-                    self._queued -= 1
+                    self._queued[name.split("|", 1)[0]] -= 1
                     self._lanes_changed.notify_all()
 
     def _track(self, *, add: list[int] | None = None, remove: list[int] | None = None) -> None:

@@ -89,7 +89,7 @@ class SlackGateway:
         self._groups: dict[str, tuple[float, set[str]]] = {}
         self._lock = threading.Lock()
         self._dms: dict[str, str] = {}
-        self._team_names: dict[str, str] = {}
+        self._team_names: dict[str, str | None] = {}
         self._last_post: dict[str, float] = {}
         self._pace_lock = threading.Lock()
 
@@ -320,6 +320,7 @@ class SlackGateway:
             except SlackError as exc:
                 if exc.retryable:
                     raise
+                self._team_names[team_id] = None  # a refusal is an answer too: not asked again for every card
                 return None
             self._team_names[team_id] = str((resp.get("team") or {}).get("name") or team_id)
         return self._team_names[team_id]
