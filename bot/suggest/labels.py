@@ -163,10 +163,10 @@ class LabelModel:
             for k, i in self._keys.items():
                 keys[i] = k
         labels = sorted(set(ys))
-        if len(labels) < 2:
-            self._fitted = _Fitted(labels, len(ys))
+        matrix = np.vstack(embs).astype(np.float32) if embs else None
+        if len(labels) < 2 or matrix is None:
+            self._fitted = _Fitted(labels, len(ys), None, keys, ys, matrix)
             return
-        matrix = np.vstack(embs).astype(np.float32)
         batch = Batch(texts, matrix, self.parts_of(texts, matrix, cache=True))
         learned = fit_learned(batch, ys, self._prior_for(labels, matrix))
         self._fitted = _Fitted(learned.labels, len(ys), learned, keys, ys, matrix)

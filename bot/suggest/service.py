@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
@@ -156,6 +157,10 @@ class SuggestionService:
             for h in suggestion.similar
             if h.score >= self.settings.feedback_similar_min
         ]
+        fb.suggestion_why = {
+            "unsure": bool(suggestion.type_unsure),
+            "examples": [{"id": i, "score": round(float(score), 3)} for i, score in suggestion.examples],
+        }
         fb.suggested_at = utcnow()
         if fb.deleted_at is None:
             suggester.index.add(fb.id, suggestion.embedding)
@@ -245,10 +250,12 @@ def backfill(service: SuggestionService, *, batch: int = 64, progress: bool = Tr
                 bar.update(len(rows))
 
 
-def suggested_view(fb: Feedback) -> Suggested | None:
-    """The stored suggestion as a card shows it (None before the model ran)."""
+def suggested_view(fb: Feedback, session: Session | None = None) -> Suggested | None:
+    """The stored suggestion as a card shows it (None before the model ran); with a session, the labelled
+    examples behind the type too."""
     if fb.suggested_type is None:
         return None
+    why = fb.suggestion_why or {}
     return Suggested(
         type=fb.suggested_type,
         type_confidence=fb.type_confidence or 0.0,
@@ -256,13 +263,19 @@ def suggested_view(fb: Feedback) -> Suggested | None:
         theme_confidence=fb.theme_confidence or 0.0,
         impact=fb.suggested_impact or "Low",
         feedback_score=fb.feedback_score if fb.feedback_score is not None else 1.0,
+        unsure=bool(why.get("unsure")),
+        examples=_resolve(session, why.get("examples") or []) if session is not None else [],
     )
 
 
 def similar_items(session: Session, fb: Feedback) -> list[SimilarItem]:
     """The stored similar hits, resolved to text and the Linear issue each was routed to."""
+    return _resolve(session, fb.similar or [])
+
+
+def _resolve(session: Session, hits: list[dict[str, Any]]) -> list[SimilarItem]:
     items = []
-    for hit in fb.similar or []:
+    for hit in hits:
         other = queries.feedback_by_id(session=session, feedback_id=int(hit["id"]))
         if other is None:
             continue
@@ -271,10 +284,11 @@ def similar_items(session: Session, fb: Feedback) -> list[SimilarItem]:
             SimilarItem(
                 feedback_id=other.id,
                 score=float(hit["score"]),
-                duplicate=bool(hit["duplicate"]),
+                duplicate=bool(hit.get("duplicate")),
                 text=other.text,
                 linear=link.identifier if link else None,
                 linear_url=link.url if link else None,
+                url=other.permalink,
             )
         )
     return items
