@@ -53,3 +53,15 @@ def test_unsure_when_the_top_two_are_close() -> None:
     assert unsure({"Bug": 0.45, "Question": 0.40, "Praise": 0.15})
     assert not unsure({"Bug": 0.7, "Question": 0.2, "Praise": 0.1})
     assert not unsure({"Bug": 1.0})
+
+
+def test_fast_probabilities_equal_sklearns() -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from bot.suggest.fused import _proba
+
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(60, 5))
+    for ys in (rng.integers(0, 2, 60), rng.integers(0, 3, 60)):
+        clf = LogisticRegression().fit(x, ys)
+        np.testing.assert_allclose(_proba(clf, x), clf.predict_proba(x), atol=1e-9)

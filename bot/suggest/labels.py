@@ -143,17 +143,21 @@ class LabelModel:
             self._keys = {k: (j - 1 if j > i else j) for k, j in self._keys.items()}
 
     def parts_of(self, texts: list[str], embs: np.ndarray, *, cache: bool = False) -> np.ndarray:
-        """(n, 2d) title and body embeddings; without an encoder both are the full-text embedding."""
-        if self._encode is None:
-            return np.hstack([embs, embs]).astype(np.float32)
-        todo = [t for t in dict.fromkeys(texts) if t not in self._parts] if cache else list(dict.fromkeys(texts))
-        found = dict(self._parts) if cache else {}
-        if todo:
-            vecs = self._encode([p for t in todo for p in parts(t)]).reshape(len(todo), -1)
-            found.update(zip(todo, vecs, strict=True))
+        """(n, 2d): the title's own embedding (only for texts with a title line: one short extra encode) and
+        the full-text one, which stands for the body; a one-line message is both."""
+        out = np.hstack([embs, embs]).astype(np.float32)
+        titled = {t: title for t in dict.fromkeys(texts) if (title := parts(t)[0]) != parts(t)[1]}
+        todo = [t for t in titled if t not in self._parts]
+        fresh: dict[str, np.ndarray] = {}
+        if self._encode is not None and todo:
+            fresh = dict(zip(todo, self._encode([titled[t] for t in todo]), strict=True))
             if cache:
-                self._parts.update(zip(todo, vecs, strict=True))
-        return np.vstack([found[t] for t in texts]).astype(np.float32)
+                self._parts.update(fresh)
+        for i, t in enumerate(texts):
+            vec = fresh.get(t) if t in fresh else self._parts.get(t)
+            if t in titled and vec is not None:
+                out[i, : embs.shape[1]] = vec
+        return out
 
     def refit(self) -> None:
         """Train a fresh model on all examples, then swap it in; predict never waits on this."""
