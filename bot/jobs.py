@@ -13,6 +13,7 @@ from bot.routing import jobs as routing
 from bot.runtime import inbox
 from bot.runtime.outbox import Handler, Preparer
 from bot.runtime.scheduler import Sweep
+from bot.suggest import jobs as suggest
 from bot.triage import jobs as triage
 
 OUTBOX: dict[Kind, Handler] = {
@@ -53,4 +54,5 @@ SCHEDULE: list[Sweep] = [
     Sweep("weekly-digest", lambda s: IntervalTrigger(minutes=15), reports.sweep("weekly")),
     Sweep("monthly-report", lambda s: IntervalTrigger(minutes=15), reports.sweep("monthly")),
     Sweep("quarterly-review", lambda s: IntervalTrigger(minutes=15), reports.sweep("quarterly")),
+    Sweep("train", lambda s: CronTrigger.from_crontab(s.feedback_train_cron or "0 3 * * sun"), suggest.train, False),
 ]

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 import app
+from bot.suggest import jobs as suggest_jobs
 from bot.suggest import retrain
 from bot.suggest.embedder import Embedder, ModelUnavailable, sha256_file
 from bot.suggest.service import SuggestionService, from_blob
@@ -72,5 +73,20 @@ def test_train_exports_a_checked_encoder_that_a_running_service_swaps_in(sqlite_
         assert all(abs(float(np.linalg.norm(v)) - 1) < 1e-4 for v in after.values())
         assert svc.suggester.types.n_labelled == 12 and svc.check_version() is None  # nothing new to swap
         assert svc.suggester.suggest("Saving crashes with an error").type in {"Bug", "Question"}
+    finally:
+        bot.close()
+
+
+def test_scheduled_training_is_off_by_default_and_waits_for_new_labels(sqlite_url: str) -> None:
+    bot = start_console(sqlite_url)
+    try:
+        deps = bot.bot.deps
+        assert suggest_jobs.train(deps) == {"skipped": "FEEDBACK_TRAIN_CRON is not set"}
+        deps.settings = deps.settings.model_copy(update={"feedback_train_cron": "0 3 * * sun"})
+        send(bot, customer_message(bot, "The export crashes"))
+        bot.settle()
+        with deps.transaction() as s:
+            s.scalars(select(Feedback)).one().type = "Bug"
+        assert suggest_jobs.train(deps) == {"skipped": "1 new labels (fine-tuning waits for 50)"}
     finally:
         bot.close()
