@@ -175,9 +175,11 @@ class LabelModel:
         learned = fit_learned(batch, ys, self._prior_for(labels, matrix))
         self._fitted = _Fitted(learned.labels, len(ys), learned, keys, ys, matrix)
 
-    def _prior_for(self, labels: list[str], embs: np.ndarray) -> np.ndarray:
+    def _prior_for(
+        self, labels: list[str], embs: np.ndarray, known: tuple[list[str], np.ndarray] | None = None
+    ) -> np.ndarray:
         """The prior over `labels` (uniform for labels without a spec), renormalised."""
-        names, probs = self.prior_matrix(embs)
+        names, probs = known or self.prior_matrix(embs)
         col = {y: i for i, y in enumerate(names)}
         out = np.full((len(embs), len(labels)), 1.0 / max(1, len(labels)))
         for j, y in enumerate(labels):
@@ -208,7 +210,7 @@ class LabelModel:
         out[:, : len(names)] = prior
         if fitted.learned is not None:
             batch = Batch(texts, embs, part if part is not None else self.parts_of(texts, embs))
-            learned = fitted.learned.predict_proba(batch, self._prior_for(fitted.labels, embs))
+            learned = fitted.learned.predict_proba(batch, self._prior_for(fitted.labels, embs, (names, prior)))
             out = self._combine(out, learned, labels, fitted, bool(names))
         elif fitted.labels:  # one label so far: it is all the learned side can say
             out = self._combine(out, np.ones((len(texts), 1)), labels, fitted, bool(names))

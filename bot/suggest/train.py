@@ -75,6 +75,7 @@ def finetune(
 
     torch.set_num_threads(threads)  # a shared 2-core host: one thread unless told otherwise
     tok = AutoTokenizer.from_pretrained(str(default_model_dir()))
+    tasks = [t for t in tasks if any(t)]  # e.g. no themes confirmed yet: no head for them
     names = [sorted({y for y in task if y}) for task in tasks]
     targets = torch.tensor([[n.index(y) if y else -100 for y in task] for task, n in zip(tasks, names, strict=True)])
     model = _model([len(n) for n in names]).train()
@@ -83,8 +84,7 @@ def finetune(
     )
     rng = np.random.default_rng(0)
     started, steps, batch = time.perf_counter(), 0, 16
-    total = epochs * -(-len(texts) // batch)
-    with tqdm(total=total, unit="step", disable=not progress, desc="fine-tuning") as bar:
+    with tqdm(total=epochs * -(-len(texts) // batch), unit="step", disable=not progress, desc="fine-tuning") as bar:
         for _ in range(epochs):
             order = rng.permutation(len(texts))
             for i in range(0, len(order), batch):
