@@ -29,6 +29,7 @@ from bot.runtime.worker import Worker
 from bot.settings import Settings
 from bot.slack.client import KeepAliveWebClient
 from bot.slack.gateway import SlackGateway
+from bot.suggest import retrain
 from bot.suggest.embedder import Embedder
 from bot.suggest.service import SuggestionService
 from handlers import middleware, replay
@@ -252,13 +253,15 @@ def _cmd_eval(settings: Settings, args: argparse.Namespace) -> int:
     from bot.suggest.service import type_specs
 
     try:
+        tuned = retrain.finetuned(vars(args)) if args.finetune and args.train else None  # `train`'s run, on TRAIN
+        embedder = tuned or Embedder(backend=settings.feedback_embed_backend)
         report = evaluate(
             args.file,
             train_path=args.train,
             text_column=args.text_column,
             label_column=args.label_column,
             types=type_specs(settings),
-            embedder=Embedder(backend=settings.feedback_embed_backend),
+            embedder=embedder,
         )
         print(report)
     except EvaluationError as exc:
@@ -374,6 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--text-column", default="text")
     ev.add_argument("--label-column", default="label")
     ev.set_defaults(fn=_cmd_eval)
+    retrain.add_commands(sub, ev)
     bf = sub.add_parser("backfill-embeddings", help="embed items captured before the model was present")
     bf.add_argument("--batch", type=int, default=64)
     bf.set_defaults(fn=_cmd_backfill)

@@ -145,6 +145,7 @@ class SimilarItem:
     text: str
     linear: str | None = None
     linear_url: str | None = None
+    url: str | None = None  # the item's own Slack message
 
 
 @dataclass(frozen=True)
@@ -157,6 +158,8 @@ class Suggested:
     theme_confidence: float
     impact: str
     feedback_score: float
+    unsure: bool = False  # the top two types were too close: the card says "not sure"
+    examples: list[SimilarItem] = field(default_factory=list)  # labelled items nearest to it, of its type
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from bot.routing import jobs as routing
 from bot.runtime import inbox
 from bot.runtime.outbox import Handler, Preparer
 from bot.runtime.scheduler import Sweep
+from bot.suggest import jobs as suggest
 from bot.triage import jobs as triage
 
 OUTBOX: dict[Kind, Handler] = {
@@ -61,4 +62,5 @@ SCHEDULE: list[Sweep] = [
     Sweep("quarterly-review", lambda s: IntervalTrigger(minutes=15), reports.sweep("quarterly")),
     # NPS: plan and announce asks, send due ones within the daily cap, remind, alert, check in (idempotent steps)
     Sweep("nps", lambda s: IntervalTrigger(hours=1), nps.sweep),
+    Sweep("train", lambda s: CronTrigger.from_crontab(s.feedback_train_cron or "0 3 * * sun"), suggest.train, False),
 ]

@@ -191,6 +191,7 @@ class Settings(BaseSettings):
     feedback_digest_cron: str = "0 9 * * mon"
     feedback_monthly_cron: str = "0 9 1 * *"
     feedback_quarterly_cron: str = "0 9 1 1,4,7,10 *"
+    feedback_train_cron: str = ""  # e.g. "0 3 * * sun": fine-tune weekly once 50 new labels exist ("" = off)
     feedback_report_grace_hours: float = Field(default=96.0, gt=0)
     feedback_stalled_days: float = Field(default=3.0, gt=0)
     nps_surveys: bool = True

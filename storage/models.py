@@ -84,6 +84,7 @@ class Feedback(Base):
     suggested_impact: Mapped[str | None] = mapped_column(String(16))
     feedback_score: Mapped[float | None] = mapped_column(Float)
     similar: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    suggestion_why: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {"unsure", "examples": [{id, score}]}
     suggested_at: Mapped[datetime | None] = mapped_column()
     type: Mapped[str | None] = mapped_column(String(64))
     theme: Mapped[str | None] = mapped_column(String(64))
@@ -378,4 +379,19 @@ class CheckIn(Base):
     draft_ts: Mapped[str | None] = mapped_column(String(32))
     decided_by: Mapped[str | None] = mapped_column(String(32))
     rev: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ModelVersion(Base):
+    """A fine-tuned encoder exported by `feedbackbot train`; the active row is what running bots load."""
+
+    __tablename__ = "model_version"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024))
+    sha256: Mapped[str] = mapped_column(String(64))
+    base_sha256: Mapped[str] = mapped_column(String(64))
+    labels: Mapped[int] = mapped_column(default=0)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(default=False, server_default="0")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

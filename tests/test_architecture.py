@@ -25,10 +25,6 @@ SIZE_ALLOWED = {
     # A wire-level fake of ~25 Web API methods plus message history and Socket Mode wiring; splitting it by
     # method family would spread one fake's shared state over several files.
     "bot/console/fake_slack.py",
-    # The suggestion models; issue 14 (fused features, calibration) rewrites this module.
-    "bot/suggest/classify.py",
-    # One pass over a labelled CSV: read, train, predict, report; rewritten with the training issue (14).
-    "bot/suggest/evaluate.py:evaluate",
 }
 
 

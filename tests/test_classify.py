@@ -124,7 +124,8 @@ def test_refit_is_cheap_and_predict_never_blocks() -> None:
     elapsed = time.perf_counter() - started
     print(f"refit on 2000 labels: {elapsed:.2f}s")
     assert label in probs and 0 <= conf <= 1 and abs(sum(probs.values()) - 1) < 1e-6
-    assert elapsed < 3.0
+    # stacking fits the base models on 3 folds too (7 fits, not 2); refits run off the request path
+    assert elapsed < 10.0
 
 
 def test_trained_label_set_may_differ_from_specs() -> None:

@@ -45,7 +45,11 @@ def test_trained_report_with_baselines(embedder: Embedder, split: tuple[Path, Pa
     report = evaluate(test, train_path=train, embedder=embedder)
     print(report)
     assert LAST.match(report.splitlines()[-1])
-    assert "TF-IDF baseline" in report and "embedding baseline" in report
+    ece = re.fullmatch(r"ECE (0\.\d{3})", report.splitlines()[-2])
+    assert ece is not None and float(ece.group(1)) < 0.2
+    assert "TF-IDF baseline" in report and "embedding baseline" in report and "linear SVM" in report
+    assert re.search(r"TF-IDF baseline macro-F1 0\.\d{3} · ECE 0\.\d{3} · [\d.]+ ms/item", report)
+    assert "time per item" in report
 
 
 @pytest.mark.slow

@@ -121,6 +121,29 @@ def test_learning_from_corrections_moves_the_suggestion(bot: Console) -> None:
     svc.refit()
     after = svc.suggester.suggest(text)
     assert after.type == target
+    labelled = {fb.id for fb in rows(bot)}
+    assert len(after.examples) == 2 and {i for i, _ in after.examples} <= labelled
+
+
+def test_card_explains_the_type_with_the_nearest_labelled_items(bot: Console) -> None:
+    svc = bot.bot.suggestions
+    assert svc is not None
+    for i in range(12):
+        send(bot, customer_message(bot, f"Could the weekly summary email <b>include</b> region {i}?"))
+    bot.settle()
+    with bot.bot.deps.transaction() as s:
+        for fb in s.scalars(select(Feedback)):
+            fb.type, fb.status = "Feature request", "triaged"
+            svc.learn(fb)
+    svc.refit()
+    send(bot, customer_message(bot, "Could the weekly summary email include the account owner?"))
+    bot.settle()
+    newest = max(rows(bot), key=lambda fb: fb.id)
+    why = newest.suggestion_why or {}
+    assert newest.suggested_type == "Feature request" and len(why["examples"]) == 2
+    card = json.dumps(posts_to(bot, "C0TRIAGE")[-1].args["blocks"])
+    assert "Why Feature request" in card and f"#{why['examples'][0]['id']}" in card
+    assert "include" in card and "<b>" not in card  # customer text stays escaped
 
 
 def test_themes_are_seeded_from_configuration(sqlite_url: str) -> None:

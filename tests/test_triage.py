@@ -411,7 +411,9 @@ def test_cards_pass_block_kit_validation_and_limits_even_when_huge() -> None:
         tags=["auto"],
         context=long,
         type_hint="Bug",
-        suggested=Suggested("Bug", 0.9, "Reporting", 0.8, "High", 0.9),
+        suggested=Suggested(
+            "Bug", 0.9, "Reporting", 0.8, "High", 0.9, examples=[SimilarItem(i, 0.9, False, long) for i in range(9)]
+        ),
         similar=[SimilarItem(i, 0.9, True, long, "ENG-1", "https://l") for i in range(5)],
         triage=triage,
     )
@@ -424,6 +426,34 @@ def test_cards_pass_block_kit_validation_and_limits_even_when_huge() -> None:
         blocks.duplicate_modal(triage.ref, [(i, long) for i in range(30)]),
     ):
         View(**modal).validate_json()
+
+
+def test_a_close_call_says_not_sure_and_shows_why() -> None:
+    why = [
+        SimilarItem(7, 0.81, False, "Export *fails* <!channel>", url="https://x.slack.com/p7"),
+        SimilarItem(9, 0.7, False, "b"),
+    ]
+    data = CardData(
+        feedback_id=1,
+        text="t",
+        author="a",
+        organisation="o",
+        source="slack",
+        method="auto",
+        permalink=None,
+        channel_id=None,
+        captured_by=None,
+        status="new",
+        suggested=Suggested("Bug", 0.41, None, 0.2, "Low", 0.9, unsure=True, examples=why),
+    )
+    _, card_blocks = blocks.card(data)
+    _check_limits(card_blocks)
+    text = next(b["text"]["text"] for b in card_blocks if b.get("block_id") == "suggestion")
+    assert "*Suggested:* Bug (not sure)" in text and "41%" not in text
+    assert "<https://x.slack.com/p7|#7> (0.81)" in text and "#9 (0.70)" in text
+    assert "<!channel>" not in text and "@channel" in text  # a quoted example cannot ping anyone
+    sure = blocks.card(CardData(**{**data.__dict__, "suggested": Suggested("Bug", 0.93, None, 0.2, "Low", 0.9)}))[1]
+    assert "Bug (93%)" in json.dumps(sure) and "Why" not in json.dumps(sure)
 
 
 def test_undo_while_linear_is_answering_leaves_the_issue_unlinked(bot: Console) -> None:

@@ -81,6 +81,14 @@ def verify_model_dir(model_dir: Path, expected_sha256: str = MODEL_SHA256) -> No
         )
 
 
+def verify_tuned(path: Path, expected: str | None) -> None:
+    """A fine-tuned export must match the checksum recorded when `feedbackbot train` wrote it."""
+    if not path.is_file():
+        raise ModelUnavailable(f"Fine-tuned model {path} is missing; run `feedbackbot train` again.")
+    if expected is not None and sha256_file(path) != expected:
+        raise ModelUnavailable(f"Fine-tuned model {path} does not match its recorded sha256 {expected}.")
+
+
 def _set_offline_env() -> None:
     """Never let transformers / huggingface_hub reach the network."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -107,6 +115,8 @@ class Embedder:
         spinning: bool = False,
         expected_sha256: str = MODEL_SHA256,
         batch_size: int = 32,
+        onnx_file: Path | str | None = None,
+        onnx_sha256: str | None = None,
     ) -> None:
         self._model_dir = Path(model_dir) if model_dir is not None else None
         chosen = backend or os.environ.get("FEEDBACKBOT_EMBED_BACKEND", "auto")
@@ -119,6 +129,8 @@ class Embedder:
         self._spinning = spinning
         self._sha = expected_sha256
         self._batch = batch_size
+        self.onnx_file = Path(onnx_file) if onnx_file is not None else None  # a fine-tuned export
+        self._onnx_sha = onnx_sha256
         self._load_lock = threading.Lock()
         self._run_lock = threading.Lock()
         self._impl: _OnnxImpl | _TorchImpl | None = None
@@ -150,6 +162,10 @@ class Embedder:
             log.info("embedder loaded backend=%s in %.2fs", self.backend, self.load_seconds)
 
     def _load_impl(self, model_dir: Path) -> _OnnxImpl | _TorchImpl:
+        if self.onnx_file is not None:
+            verify_tuned(self.onnx_file, self._onnx_sha)
+            self.backend = "onnx"
+            return _OnnxImpl(self.onnx_file, model_dir, self._threads, self._spinning)
         want = self.requested_backend
         if want == "auto":
             want = "onnx" if _onnxruntime_available() else "torch"

@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bot.suggest.classify import DEFAULT_TYPES, LabelModel, LabelSpec, make_text_classifier
+from bot.suggest.baselines import Task, baselines, score
+from bot.suggest.classify import DEFAULT_TYPES, LabelModel, LabelSpec
 from bot.suggest.embedder import Embedder
 
 log = logging.getLogger(__name__)
@@ -68,15 +70,42 @@ def evaluate(
     embedder: Embedder | None = None,
     types: list[LabelSpec] | None = None,
 ) -> str:
-    """Score the shipped type model on a CSV; the last line is exactly `macro-F1 0.XXX`."""
+    """Score the shipped type model and its baselines on a CSV; the line before the last is `ECE 0.0XX`, the
+    last is exactly `macro-F1 0.XXX`."""
     test = read_rows(path, text_column, label_column)
     train = read_rows(train_path, text_column, label_column) if train_path is not None else None
     emb = embedder or Embedder()
-    specs = types or DEFAULT_TYPES
     lines: list[str] = []
+    task = _task(test, train, types or DEFAULT_TYPES, emb, lines)
+    lines.insert(0, f"Evaluating {len(task.texts)} rows from {path}" + (f", trained on {train_path}" if train else ""))
+    emb.encode(["warm up"])  # time per item should not include loading the model
+    started = time.perf_counter()
+    x = emb.encode(task.texts)
+    embed_ms = (time.perf_counter() - started) * 1000 / len(task.texts)
+    for v in x:
+        task.model.observe(v)
+    if task.train_texts is not None and task.train_y is not None:
+        x_train = emb.encode(task.train_texts)
+        for t, v, y in zip(task.train_texts, x_train, task.train_y, strict=True):
+            task.model.add_example(t, v, y)
+        task.model.refit()
+        lines += baselines(task, x_train, x, embed_ms)
+    started = time.perf_counter()
+    probs = task.model.predict_many(task.texts, x)
+    ms = embed_ms + (time.perf_counter() - started) * 1000 / len(task.texts)
+    title = "shipped model (" + ("fused features + stacked calibration" if train else "zero-shot prior") + ")"
+    matrix = np.array([[p.get(y, 0.0) for y in task.allowed] for p in probs])
+    table, macro, calibration = score(task.y_true, task.allowed, matrix)
+    lines += [f"== {title} ==", table, f"time per item {ms:.2f} ms (embedding included)"]
+    return "\n".join([*lines, f"ECE {calibration:.3f}", f"macro-F1 {macro:.3f}"])
+
+
+def _task(test: _Rows, train: _Rows | None, specs: list[LabelSpec], emb: Embedder, lines: list[str]) -> Task:
+    """Maps the file's labels onto the model's (type names and aliases, or the training file's own labels)."""
     if train is None:
         model = LabelModel(specs, emb.encode)
         keep, y_true = _map(test.labels, model.canonical, lines, "match no configured type or alias")
+        train_y = None
     else:
         uses_types = all(LabelModel(specs).canonical(y) for y in train.labels)
         model = LabelModel(specs if uses_types else None, emb.encode)
@@ -88,35 +117,16 @@ def evaluate(
             lines,
             "never appear in the training data",
         )
-    texts = [test.texts[i] for i in keep]
-    if not texts:
+    if not keep:
         raise EvaluationError("No evaluation rows have a label the model knows")
-    x = emb.encode(texts)
-    for v in x:
-        model.observe(v)
-    lines.insert(0, f"Evaluating {len(texts)} rows from {path}" + (f", trained on {train_path}" if train else ""))
-    if train is not None:
-        x_train = emb.encode(train.texts)
-        for t, v, y in zip(train.texts, x_train, train_y, strict=True):
-            model.add_example(t, v, y)
-        model.refit()
-        lines += _baselines(train.texts, x_train, train_y, texts, x, y_true)
-    allowed = set(y_true) if train is None else set(train_y)
+    allowed = sorted(set(y_true) if train_y is None else set(train_y))
     if len(allowed) < 2:  # one class left: restricting would make every prediction trivially right
-        allowed = set(model.labels)
+        allowed = list(model.labels)
         lines.append("Only one label in the task: predictions range over every configured type")
     else:
-        lines.append(f"Predictions are restricted to the task's {len(allowed)} labels: {', '.join(sorted(allowed))}")
-    y_pred = [_best(model.predict(t, v)[2], allowed) for t, v in zip(texts, x, strict=True)]
-    title = "shipped model (" + ("zero-shot prior + learned classifier" if train else "zero-shot") + ")"
-    table, macro = _report(y_true, y_pred)
-    lines += [f"== {title} ==", table, f"macro-F1 {macro:.3f}"]
-    return "\n".join(lines)
-
-
-def _best(probs: dict[str, float], allowed: set[str]) -> str:
-    """The most probable label among those the task uses (a bug/feature/question set has no Praise)."""
-    return max((y for y in probs if y in allowed), key=lambda y: probs[y], default=max(probs, key=lambda y: probs[y]))
+        lines.append(f"Predictions are restricted to the task's {len(allowed)} labels: {', '.join(allowed)}")
+    texts = [test.texts[i] for i in keep]
+    return Task(model, texts, y_true, allowed, train.texts if train else None, train_y)
 
 
 def _map(
@@ -139,34 +149,3 @@ def _note_skipped(unknown: list[str], lines: list[str], why: str) -> None:
     if unknown:
         distinct = sorted(set(unknown))
         lines.append(f"Skipped {len(unknown)} rows whose labels {why}: {', '.join(distinct[:10])}")
-
-
-def _baselines(
-    train_texts: list[str],
-    x_train: np.ndarray,
-    train_y: list[str],
-    texts: list[str],
-    x: np.ndarray,
-    y_true: list[str],
-) -> list[str]:
-    """TF-IDF-only and embedding-only classifiers trained on the same rows, for comparison."""
-    from sklearn.linear_model import LogisticRegression
-
-    if len(set(train_y)) < 2:
-        return ["(baselines skipped: the training data has a single label)"]
-    out: list[str] = []
-    text_clf = make_text_classifier().fit(train_texts, train_y)
-    emb_clf = LogisticRegression(C=4.0, max_iter=300).fit(x_train, train_y)
-    for name, pred in (("TF-IDF baseline", text_clf.predict(texts)), ("embedding baseline", emb_clf.predict(x))):
-        table, macro = _report(y_true, [str(p) for p in pred])
-        out += [f"== {name} ==", table, f"{name} macro-F1 {macro:.3f}", ""]
-    return out
-
-
-def _report(y_true: list[str], y_pred: list[str]) -> tuple[str, float]:
-    from sklearn.metrics import classification_report, f1_score
-
-    labels = sorted(set(y_true))
-    table = classification_report(y_true, y_pred, labels=labels, digits=3, zero_division=0)
-    macro = float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0))
-    return str(table).rstrip(), macro

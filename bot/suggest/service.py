@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,7 +15,7 @@ from bot.domain import SimilarItem, Status, Suggested
 from bot.settings import Settings, ThemeSetting
 from bot.suggest.classify import DEFAULT_THEMES, DEFAULT_TYPES, LabelModel, LabelSpec, Suggester, Suggestion
 from bot.suggest.embedder import Embedder
-from storage import queries
+from storage import model_versions, queries
 from storage.db import session_scope, utcnow
 from storage.models import Feedback
 
@@ -54,6 +56,8 @@ class SuggestionService:
     def __init__(self, settings: Settings, sessions: sessionmaker[Session], embedder: Embedder | None = None):
         self.settings = settings
         self.sessions = sessions
+        self._own_embedder = embedder is None  # a fine-tuned version replaces only an encoder we built
+        self.version_id: int | None = None
         self.embedder = embedder or Embedder(
             backend=settings.feedback_embed_backend,
             num_threads=settings.feedback_embed_threads,
@@ -77,29 +81,83 @@ class SuggestionService:
         """Loads in a background thread so neither start-up nor the ack path waits for the model."""
         thread = threading.Thread(target=self._load, name="suggestions-warm", daemon=True)
         thread.start()
+        threading.Thread(target=self._watch, name="suggestions-versions", daemon=True).start()
         return thread
+
+    def _watch(self, every: float = 60.0) -> None:
+        """Notices a version `feedbackbot train` recorded (possibly from another process) within a minute."""
+        self.settled.wait()
+        while not self.error:
+            time.sleep(every)
+            try:
+                self.check_version()
+            except Exception as exc:  # a closed or unreachable database: try again next time
+                log.debug("model version check failed: %s", exc)
 
     def _load(self) -> None:
         try:
-            self.embedder.load()
             with session_scope(self.sessions) as session:
-                themes = seed_themes(session, self.settings)
-            suggester = Suggester(
-                self.embedder,
-                types=type_specs(self.settings),
-                themes=themes,
-                duplicate_threshold=self.settings.feedback_duplicate_threshold,
-            )
-            suggester.warm()
-            self.suggester = suggester
+                row = model_versions.active_version(session=session)
+                if row is not None and self._own_embedder:
+                    self.embedder, self.version_id = self._tuned(row.path, row.sha256), row.id
+            self.suggester = self._build(self.embedder)
             self._load_history()
             self.ready.set()
-            log.info("suggestions ready (%s backend, %d items indexed)", self.embedder.backend, len(suggester.index))
+            log.info(
+                "suggestions ready (%s backend, %d items indexed)", self.embedder.backend, len(self._model().index)
+            )
         except Exception as exc:
             self.error = f"{type(exc).__name__}: {exc}"
             log.error("suggestions unavailable: %s", self.error)
         finally:
             self.settled.set()
+
+    def _build(self, embedder: Embedder) -> Suggester:
+        embedder.load()
+        with session_scope(self.sessions) as session:
+            themes = seed_themes(session, self.settings)
+        suggester = Suggester(
+            embedder,
+            types=type_specs(self.settings),
+            themes=themes,
+            duplicate_threshold=self.settings.feedback_duplicate_threshold,
+        )
+        suggester.warm()
+        return suggester
+
+    def _tuned(self, path: str, sha256: str) -> Embedder:
+        s = self.settings
+        return Embedder(onnx_file=path, onnx_sha256=sha256, num_threads=s.feedback_embed_threads)
+
+    def check_version(self) -> threading.Thread | None:
+        """Swaps in a newly trained encoder on a background thread; suggestions and similar-item search keep
+        using the current one until every stored item is re-embedded and the models are refitted."""
+        if not self._own_embedder or self.state != "ready":
+            return None
+        with session_scope(self.sessions) as session:
+            row = model_versions.active_version(session=session)
+            if row is None or row.id == self.version_id:
+                return None
+            target = (row.id, row.path, row.sha256)
+        thread = threading.Thread(target=self._swap, args=target, name="suggestions-swap", daemon=True)
+        thread.start()
+        return thread
+
+    def _swap(self, version_id: int, path: str, sha256: str) -> None:
+        try:
+            suggester = self._build(self._tuned(path, sha256))
+            with session_scope(self.sessions) as session:
+                items = list(queries.embedded_feedback(session=session))
+                vectors = suggester.embedder.encode([fb.text for fb in items])
+                for fb, vec in zip(items, vectors, strict=True):
+                    fb.embedding = to_blob(vec)
+                    self._remember(fb, vec, refit=False, into=suggester)
+                for model in (suggester.types, suggester.themes, suggester.chatter):
+                    model.refit()
+                self.embedder, self.suggester, self.version_id = suggester.embedder, suggester, version_id
+            log.info("swapped in fine-tuned encoder version %d (%d items re-embedded)", version_id, len(items))
+        except Exception:
+            log.exception("could not swap in encoder version %d; keeping the current one", version_id)
 
     def _load_history(self) -> None:
         """Rebuilds the in-memory index and the learned labels from the database."""
@@ -115,17 +173,18 @@ class SuggestionService:
             raise RuntimeError("the suggestion model is not loaded")
         return self.suggester
 
-    def _remember(self, fb: Feedback, vec: np.ndarray, *, refit: bool) -> None:
+    def _remember(self, fb: Feedback, vec: np.ndarray, *, refit: bool, into: Suggester | None = None) -> None:
+        target = into or self._model()
         if fb.deleted_at is None and fb.status != Status.NOT_FEEDBACK:
-            self._model().index.add(fb.id, vec)
-        for model, label in self._labels(fb):
+            target.index.add(fb.id, vec)
+        for model, label in self._labels(fb, target):
             model.add_example(fb.text, vec, label, key=fb.id)
         if refit:
             self.schedule_refit()
 
-    def _labels(self, fb: Feedback) -> list[tuple[LabelModel, str]]:
+    def _labels(self, fb: Feedback, into: Suggester | None = None) -> list[tuple[LabelModel, str]]:
         """Confirmed type/theme and the feedback-vs-chatter verdict are training labels."""
-        s = self._model()
+        s = into or self._model()
         labels: list[tuple[LabelModel, str]] = []
         confirmed_type, confirmed_theme = fb.type, fb.theme
         if confirmed_type:
@@ -156,6 +215,10 @@ class SuggestionService:
             for h in suggestion.similar
             if h.score >= self.settings.feedback_similar_min
         ]
+        fb.suggestion_why = {
+            "unsure": bool(suggestion.type_unsure),
+            "examples": [{"id": i, "score": round(float(score), 3)} for i, score in suggestion.examples],
+        }
         fb.suggested_at = utcnow()
         if fb.deleted_at is None:
             suggester.index.add(fb.id, suggestion.embedding)
@@ -245,10 +308,12 @@ def backfill(service: SuggestionService, *, batch: int = 64, progress: bool = Tr
                 bar.update(len(rows))
 
 
-def suggested_view(fb: Feedback) -> Suggested | None:
-    """The stored suggestion as a card shows it (None before the model ran)."""
+def suggested_view(fb: Feedback, session: Session | None = None) -> Suggested | None:
+    """The stored suggestion as a card shows it (None before the model ran); with a session, the labelled
+    examples behind the type too."""
     if fb.suggested_type is None:
         return None
+    why = fb.suggestion_why or {}
     return Suggested(
         type=fb.suggested_type,
         type_confidence=fb.type_confidence or 0.0,
@@ -256,13 +321,19 @@ def suggested_view(fb: Feedback) -> Suggested | None:
         theme_confidence=fb.theme_confidence or 0.0,
         impact=fb.suggested_impact or "Low",
         feedback_score=fb.feedback_score if fb.feedback_score is not None else 1.0,
+        unsure=bool(why.get("unsure")),
+        examples=_resolve(session, why.get("examples") or []) if session is not None else [],
     )
 
 
 def similar_items(session: Session, fb: Feedback) -> list[SimilarItem]:
     """The stored similar hits, resolved to text and the Linear issue each was routed to."""
+    return _resolve(session, fb.similar or [])
+
+
+def _resolve(session: Session, hits: list[dict[str, Any]]) -> list[SimilarItem]:
     items = []
-    for hit in fb.similar or []:
+    for hit in hits:
         other = queries.feedback_by_id(session=session, feedback_id=int(hit["id"]))
         if other is None:
             continue
@@ -271,10 +342,11 @@ def similar_items(session: Session, fb: Feedback) -> list[SimilarItem]:
             SimilarItem(
                 feedback_id=other.id,
                 score=float(hit["score"]),
-                duplicate=bool(hit["duplicate"]),
+                duplicate=bool(hit.get("duplicate")),
                 text=other.text,
                 linear=link.identifier if link else None,
                 linear_url=link.url if link else None,
+                url=other.permalink,
             )
         )
     return items

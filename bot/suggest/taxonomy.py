@@ -34,11 +34,17 @@ DEFAULT_TYPES: list[LabelSpec] = [
         "I get an error when I click save.", "The export fails with a 500 error.",
         "The page crashes after the last update.", "Login is broken for our team since this morning.",
         "The sync stopped working and nothing updates.", "The button does nothing when I click it.",
+        "Exception thrown when running the command: stack trace below.", "Unexpected behaviour: expected X but got Y.",
+        "Regression in the latest release, this used to work.", "Steps to reproduce, actual result, expected result.",
+        "The app keeps crashing and I lost my data, please fix.", "It fails with a TypeError on Windows.",
     ], ["bug", "defect", "error", "broken", "incident", "crash", "bug report", "problem report"]),
     LabelSpec("Feature request", "A request for a new capability, option or enhancement that does not exist yet.", [
         "It would be great if we could schedule reports.", "Can you add support for Okta SSO?",
         "Please add an option to export to Excel.", "We would love an API endpoint for this.",
         "Any plans to support dark mode?", "We need the ability to bulk edit users.",
+        "Proposal: add a new option to configure this behaviour.", "Support for a new file format would be useful.",
+        "Allow users to customise the settings.", "Please add a setting so I can turn this off.",
+        "Wish the app had a widget and more themes.", "Enhancement: expose this in the public API.",
     ], ["feature", "feature request", "enhancement", "request", "idea", "improvement", "feature requests",
         "suggestion", "new feature"]),
     LabelSpec("UX issue", "The product works but is confusing, hard to find, slow to use or awkward to navigate.", [
@@ -61,6 +67,9 @@ DEFAULT_TYPES: list[LabelSpec] = [
         "How do I add a new user?", "Is there a way to change the billing date?",
         "Where can I find the API key?", "Does the mobile app support offline mode?",
         "Can someone explain how permissions work?", "What's the difference between admin and editor?",
+        "How can I configure this? I couldn't find it in the docs.", "What is the recommended way to do this?",
+        "Is this supported, or am I doing something wrong?", "Why does it behave like this? Is it expected?",
+        "Any example of how to use this with my setup?", "Which version should I install?",
     ], ["question", "how-to", "how to", "q", "inquiry", "support question", "help", "support"]),
 ]
 

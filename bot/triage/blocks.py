@@ -77,10 +77,14 @@ def _suggestion_text(data: CardData) -> str:
     if s is None:
         return f"*Suggestion:* {data.suggestion_note or 'no suggestion'}"
     theme = f"{s.theme} ({s.theme_confidence:.0%})" if s.theme else "no clear theme"
-    return (
-        f"*Suggested:* {s.type} ({s.type_confidence:.0%}) · theme {theme} · impact {s.impact}"
-        f" · feedback score {s.feedback_score:.2f}"
-    )
+    sure = "not sure" if s.unsure else f"{s.type_confidence:.0%}"
+    text = f"*Suggested:* {s.type} ({sure}) · theme {theme} · impact {s.impact} · feedback score {s.feedback_score:.2f}"
+    if s.examples:
+        text += f"\n_Why {s.type}: the nearest items staff labelled so_"
+        for item in s.examples[:2]:
+            ref = f"<{item.url}|#{item.feedback_id}>" if item.url else f"#{item.feedback_id}"
+            text += f"\n• {ref} ({item.score:.2f})\n{quote_line(item.text, 150, data.names)}"
+    return text
 
 
 def _similar_text(data: CardData) -> str:

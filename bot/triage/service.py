@@ -392,7 +392,7 @@ def card_data(
         type_hint=fb.type_hint,
         deleted=fb.deleted_at is not None,
         edited=fb.edited_at is not None,
-        suggested=suggested_view(fb),
+        suggested=suggested_view(fb, session),
         suggestion_note=note,
         similar=similar_items(session, fb),
         triage=triage_view(session, fb, secret, loop_sla_days=loop_sla_days) if secret is not None else None,
