@@ -46,23 +46,27 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE")
 
 
+URGENT, SOON, NORMAL = 0, 1, 2  # writer priorities on SQLite: an ack, then receipts and events, then the rest
+
+
 class _Gate:
-    """One writer at a time, handed over at once; writers marked urgent (the acks) go before the others."""
+    """One writer at a time, handed over at once; a waiting writer of a higher priority (the acks first, then the
+    customer's receipt and unprocessed events) goes before the others."""
 
     def __init__(self) -> None:
         self._cond = threading.Condition()
         self._busy = False
-        self._urgent_waiting = 0
+        self._waiting = [0, 0, 0]
 
-    def acquire(self, *, urgent: bool, timeout: float) -> bool:
+    def acquire(self, *, level: int, timeout: float) -> bool:
         with self._cond:
-            self._urgent_waiting += urgent
+            self._waiting[level] += 1
             try:
-                free = self._cond.wait_for(lambda: not self._busy and (urgent or not self._urgent_waiting), timeout)
+                free = self._cond.wait_for(lambda: not self._busy and not any(self._waiting[:level]), timeout)
                 self._busy = self._busy or free
                 return free
             finally:
-                self._urgent_waiting -= urgent
+                self._waiting[level] -= 1
 
     def release(self) -> None:
         with self._cond:
@@ -70,17 +74,25 @@ class _Gate:
             self._cond.notify_all()
 
 
-_URGENT = threading.local()
+_LEVEL = threading.local()
 
 
 @contextmanager
 def urgent() -> Iterator[None]:
     """Writes in this block go first on SQLite (the store-before-ack write: someone is waiting for the answer)."""
-    _URGENT.on = True
+    with priority(URGENT):
+        yield
+
+
+@contextmanager
+def priority(level: int) -> Iterator[None]:
+    """Writes in this block (this thread) queue at `level` on SQLite's writer gate; PostgreSQL needs no gate."""
+    before = getattr(_LEVEL, "value", NORMAL)
+    _LEVEL.value = level
     try:
         yield
     finally:
-        _URGENT.on = False
+        _LEVEL.value = before
 
 
 class _GatedCursor(sqlite3.Cursor):
@@ -107,7 +119,7 @@ class _GatedConnection(sqlite3.Connection):
 
     def enter(self, sql: str) -> None:
         if not self.writing and sql.lstrip()[:7].upper().startswith(_WRITES):
-            self.writing = self.gate.acquire(urgent=bool(getattr(_URGENT, "on", False)), timeout=10)
+            self.writing = self.gate.acquire(level=getattr(_LEVEL, "value", NORMAL), timeout=10)
 
     def leave(self) -> None:
         if self.writing:

@@ -22,7 +22,7 @@ from bot.deps import Deps
 from bot.domain import Kind
 from bot.runtime.outbox import Handler, Job, MaybeSent, Permanent, Preparer, Retry, begin, finish
 from storage import queries
-from storage.db import session_scope
+from storage.db import NORMAL, SOON, priority, session_scope
 from storage.models import OutboxItem, OutboxStatus
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,10 @@ class Worker:
         self.persistent = frozenset(persistent)
         self.only = only  # claim only rows whose key starts with this (a command's own work), else every due row
         self.lease = timedelta(seconds=deps.settings.outbox_lease_seconds)
-        fast, bulk = max(2, deps.settings.worker_concurrency // 4), deps.settings.worker_concurrency
+        fast = bulk = deps.settings.worker_concurrency
         # Receipts and stored events keep `fast` threads free of card work: bulk rows in flight (queued or running)
         # never exceed `bulk`, so they never fill the pool, and one FIFO pool keeps receipts ahead of queued cards.
+        # Receipts are claimed before events: a customer waiting for the :eyes: comes before the next capture.
         self._pool = ThreadPoolExecutor(fast + bulk, thread_name_prefix="outbox")
         self._slots = {FAST: bulk * 2, BULK: bulk}
         self._stop = threading.Event()
@@ -111,13 +112,14 @@ class Worker:
         """Leases due rows for each class with room (receipts and events, then the rest), prepares batches."""
         batches: dict[str, list[dict[str, Any]]] = {}
         claimed: list[tuple[Job, str]] = []
-        with session_scope(self.deps.sessions) as session:
+        with priority(SOON), session_scope(self.deps.sessions) as session:  # every lane waits on the claim
             for cls, limit in free.items():
                 if limit <= 0:
                     continue
                 items = queries.claim_due(
                     session=session, now=self.deps.now(), lease=self.lease, limit=limit, only=self.only,
                     kinds=PRIORITY if cls == FAST else None, exclude=() if cls == FAST else PRIORITY,
+                    first=(Kind.RECEIPT,) if cls == FAST else (),
                 )  # fmt: skip
                 claimed += [(begin(item), f"{cls}|{lane(item)}") for item in items]  # marked in flight
                 for item in items:
@@ -150,6 +152,11 @@ class Worker:
                     self._pool.submit(self._run_lane, name)
 
     def _run_lane(self, name: str) -> None:
+        """Runs a lane's rows in order; receipts' and events' writes queue ahead of card work on SQLite."""
+        with priority(SOON if name.startswith(f"{FAST}|") else NORMAL):
+            self._run_lane_rows(name)
+
+    def _run_lane_rows(self, name: str) -> None:
         while True:
             with self._lanes_changed:
                 queue = self._lanes[name]
