@@ -49,11 +49,8 @@ class FusedFeatures:
         return self._stack(blocks, batch)
 
     def transform(self, batch: Batch) -> Any:
-        from sklearn import config_context
-
         cleaned, titles = _prep(batch.texts)
-        with config_context(assume_finite=True, skip_parameter_validation=True):  # half the per-call cost
-            blocks = [self.word.transform(cleaned), self.char.transform(cleaned), self.title.transform(titles)]
+        blocks = [tfidf(self.word, cleaned), tfidf(self.char, cleaned), tfidf(self.title, titles)]
         return self._stack(blocks, batch)
 
     def _stack(self, blocks: list[Any], batch: Batch) -> Any:
@@ -61,6 +58,24 @@ class FusedFeatures:
 
         dense = csr_matrix(np.hstack([batch.emb, batch.parts]) * self.dense_weight)
         return hstack([*blocks, dense], format="csr")
+
+
+def tfidf(vectorizer: Any, docs: list[str]) -> Any:
+    """A fitted TfidfVectorizer's transform without sklearn's per-call validation (most of its cost for the one
+    text a suggestion scores): counts over the vocabulary, 1 + log(tf), times idf, l2-normalised per row."""
+    from scipy.sparse import csr_matrix
+
+    analyze, vocab, idf = vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_
+    indptr, indices, data = [0], [], []
+    for doc in docs:
+        counts = Counter(j for j in map(vocab.get, analyze(doc)) if j is not None)
+        cols = np.array(sorted(counts), dtype=np.int64)
+        weights = (np.log(np.array([counts[c] for c in cols], dtype=np.float64)) + 1.0) * idf[cols]
+        norm = float(np.sqrt((weights * weights).sum())) or 1.0
+        indices.extend(cols.tolist())
+        data.extend((weights / norm).tolist())
+        indptr.append(len(indices))
+    return csr_matrix((data, indices, indptr), shape=(len(docs), len(idf)))
 
 
 def _prep(texts: list[str]) -> tuple[list[str], list[str]]:
