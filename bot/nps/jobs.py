@@ -149,11 +149,12 @@ def sweep(deps: Deps) -> dict[str, Any]:
         return {"skipped": "NPS_SURVEYS is off"}
     now, out = deps.now(), {}
     with deps.transaction() as session:
-        made = service.schedule(session, deps.settings, now)
+        planned = service.plan(session, deps.settings, now)  # once: scheduling and the send-time guards share it
+        made = service.schedule(session, planned, now)
         out["scheduled"] = len(made)
         _heads_up(deps, session, made, now)
     with deps.transaction() as session:
-        out["queued"] = _send_due(deps, session, now)
+        out["queued"] = _send_due(deps, session, now, planned)
         out["reminded"] = _remind(deps, session, now)
     with deps.transaction() as session:
         out["alerts"] = report.alerts(session, deps.settings, now)
@@ -189,14 +190,14 @@ def _heads_up(deps: Deps, session: Session, made: list[Planned], now: datetime) 
                             payload={"to": to, "text": text})  # fmt: skip
 
 
-def _send_due(deps: Deps, session: Session, now: datetime) -> int:
+def _send_due(deps: Deps, session: Session, now: datetime, planned: list[Planned]) -> int:
     """Due surveys go out, at most NPS_DAILY_CAP a local day (the rest wait for tomorrow); a ticket or an open
     task since the heads-up postpones or cancels the ask."""
     _, start, end = local_day(now, deps.settings.feedback_tz)
     room = deps.settings.nps_daily_cap - surveys.sent_between(session=session, start=start, end=end)
     if room <= 0:
         return 0
-    facts = {p.facts.contact_id: p for p in service.plan(session, deps.settings, now)}
+    facts = {p.facts.contact_id: p for p in planned}
     quiet = timedelta(days=deps.settings.nps_ticket_quiet_days)
     queued = 0
     for s in surveys.due_to_send(session=session, now=now, limit=room):

@@ -102,10 +102,10 @@ def plan(session: Session, settings: Settings, now: datetime) -> list[Planned]:
     return out
 
 
-def schedule(session: Session, settings: Settings, now: datetime) -> list[Planned]:
-    """Creates a scheduled survey for each contact whose time has come; returns them (for the heads-up)."""
+def schedule(session: Session, planned: list[Planned], now: datetime) -> list[Planned]:
+    """Creates a scheduled survey for each planned contact whose time has come; returns them (for the heads-up)."""
     made = []
-    for p in plan(session, settings, now):
+    for p in planned:
         if p.at is None:
             continue
         surveys.add_survey(session=session, values={
