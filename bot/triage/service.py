@@ -326,8 +326,8 @@ def requester(fb: Feedback) -> str:
 
 def triage_view(session: Session, fb: Feedback, secret: str, *, loop_sla_days: float = 3.0) -> TriageView:
     """Decisions, Linear links with demand, requesters and the last action, for cards and App Home."""
-    links = []
-    for link in queries.links_for(session=session, feedback_id=fb.id):
+    links, link_rows = [], queries.links_for(session=session, feedback_id=fb.id)
+    for link in link_rows:
         linked = link.status == LinkStatus.LINKED
         links.append(
             LinkView(
@@ -341,7 +341,8 @@ def triage_view(session: Session, fb: Feedback, secret: str, *, loop_sla_days: f
                 error=(link.error or "see logs") if link.status == LinkStatus.FAILED else None,
             )
         )
-    requesters = [_author(d) for d in queries.duplicates_of(session=session, feedback_id=fb.id)]
+    dups = list(queries.duplicates_of(session=session, feedback_id=fb.id))
+    requesters = [_author(d) for d in dups]
     last = queries.last_triage_event(session=session, feedback_id=fb.id)
     last_text = None
     if last is not None:
@@ -359,10 +360,8 @@ def triage_view(session: Session, fb: Feedback, secret: str, *, loop_sla_days: f
         last_action=last_text,
         themes=[t.name for t in queries.themes(session=session)],
         can_undo=last is not None,
-        routed=any(link.status in ACTIVE_LINKS for link in queries.links_for(session=session, feedback_id=fb.id)),
-        loop=loop_lines(
-            session, [fb, *queries.duplicates_of(session=session, feedback_id=fb.id)], utcnow(), loop_sla_days
-        ),
+        routed=any(link.status in ACTIVE_LINKS for link in link_rows),
+        loop=loop_lines(session, [fb, *dups], utcnow(), loop_sla_days),
     )
 
 
