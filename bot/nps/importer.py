@@ -10,12 +10,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.accounts.service import ImportResult, read_table
-from bot.capture.service import capture
-from bot.domain import CaptureMethod, CaptureRequest, UserFacingError
+from bot.domain import UserFacingError
 from bot.nps import checkins
-from bot.nps.stats import segment
+from bot.nps.service import reason_item
 from bot.settings import Settings
-from bot.slack.kit import escape
 from storage import customers, surveys
 from storage.models import Contact
 
@@ -91,22 +89,9 @@ def import_scores(session: Session, settings: Settings, raw: bytes, mapping: dic
             continue
         result.created += 1
         if made.reason:
-            _reason_item(session, settings, made.id, made.reason, int(made.score or 0), made.account_id,
-                         made.contact_id)  # fmt: skip
+            reason_item(session, settings, made, None)
     result.written = True
     return result
-
-
-def _reason_item(session: Session, settings: Settings, survey_id: int, reason: str, score: int,
-                 account_id: int | None, contact_id: int) -> None:  # fmt: skip
-    req = CaptureRequest(method=CaptureMethod.NPS, text=escape(reason), source="nps", is_external=True,
-                         context=f"NPS (imported): score {score} of 10 ({segment(score)})",
-                         dedupe_key=f"nps:{survey_id}")  # fmt: skip
-    fb = capture(session=session, settings=settings, req=req, followups=False).feedback
-    fb.account_id, fb.contact_id, fb.tags = account_id, contact_id, [*fb.tags, f"nps:{segment(score)}", "imported"]
-    found = surveys.survey(session=session, survey_id=survey_id)
-    if found is not None:
-        found.feedback_id = fb.id
 
 
 @dataclass

@@ -151,14 +151,7 @@ def record_reason(session: Session, settings: Settings, s: Survey, reason: str, 
         return False
     seg = segment(s.score)
     s.reason, s.status, s.rev = reason, "answered", s.rev + 1
-    req = CaptureRequest(
-        method=CaptureMethod.NPS, text=escape(reason), author_user_id=contact.slack_user_id,
-        author_name=contact.name, customer=_account_name(session, s), is_external=True, source="nps",
-        context=f"NPS survey: score {s.score} of 10 ({seg})", dedupe_key=f"nps:{s.id}",
-    )  # fmt: skip
-    fb = capture(session=session, settings=settings, req=req).feedback
-    fb.account_id, fb.contact_id, fb.tags = s.account_id, s.contact_id, [*fb.tags, f"nps:{seg}"]
-    s.feedback_id = fb.id
+    reason_item(session, settings, s, contact)
     queries.enqueue(session=session, key=f"nps.reasoned:{s.id}", kind=Kind.NPS_SURVEY,
                     payload={"survey_id": s.id, "update": True})  # fmt: skip
     customer_message(session, s, "confirmation")
@@ -169,6 +162,24 @@ def record_reason(session: Session, settings: Settings, s: Survey, reason: str, 
         queries.enqueue(session=session, key=f"nps.draft:{s.id}", kind=Kind.NPS_FOLLOWUP,
                         payload={"survey_id": s.id})  # fmt: skip
     return True
+
+
+def reason_item(session: Session, settings: Settings, s: Survey, contact: Contact | None) -> None:
+    """A scored reason as a feedback item (source NPS, the score in its context, tagged with the segment): with its
+    card for a survey answered in Slack; without one for an imported score (`contact` None), which is history."""
+    score = int(s.score or 0)
+    seg, live = segment(score), contact is not None
+    who = {"author_user_id": contact.slack_user_id, "author_name": contact.name,
+           "customer": _account_name(session, s)} if contact else {}  # fmt: skip
+    req = CaptureRequest(
+        method=CaptureMethod.NPS, text=escape(s.reason or ""), is_external=True, source="nps",
+        context=f"NPS {'survey' if live else '(imported)'}: score {score} of 10 ({seg})", dedupe_key=f"nps:{s.id}",
+        **who,
+    )  # fmt: skip
+    fb = capture(session=session, settings=settings, req=req, followups=live).feedback
+    fb.account_id, fb.contact_id = s.account_id, s.contact_id
+    fb.tags = [*fb.tags, f"nps:{seg}", *([] if live else ["imported"])]
+    s.feedback_id = fb.id
 
 
 def customer_message(session: Session, s: Survey, kind: str) -> bool:
