@@ -43,10 +43,10 @@ def lane(item: OutboxItem) -> str:
     """Rows in one lane run in order: an item's card before its updates, a message's events in arrival order,
     a channel's customer messages one by one."""
     payload = item.payload or {}
-    if item.kind == Kind.EVENT and not payload.get("lane"):  # event:<channel>:<ts>:<event id>:<digest>
-        return ":".join(item.key.split(":")[:3])
     if payload.get("lane"):  # e.g. one channel's customer messages (paced), one issue's state changes (ordered)
         return str(payload["lane"])
+    if item.kind == Kind.EVENT:  # event:<channel>:<ts>:<event id>:<digest>
+        return ":".join(item.key.split(":")[:3])
     for field in ("feedback_id", "link_id"):
         if field in payload:
             return f"{field}:{payload[field]}"
